@@ -1,0 +1,243 @@
+"""What every CLI command shares: connection options, the client factory, errors as one line.
+
+Exit codes are the CLI's contract: 0 success, 1 the API (or the network) said no, 2 the command
+line or a config file is wrong. Nothing printed here ever carries a token: every error line goes
+through :func:`redact` first, and option help never shows a default or an environment value.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+from stacksapi._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestValidationError,
+    ResponseValidationError,
+    ServerError,
+    StacksAPIError,
+    UnprocessableEntityError,
+)
+
+if TYPE_CHECKING:
+    from stacksapi import Client  # type: ignore[attr-defined,unused-ignore]
+
+__all__ = [
+    "BASE_URL_ENV",
+    "DEFAULT_BASE_URL",
+    "EXIT_API_ERROR",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "TOKEN_ENV",
+    "ApiOptions",
+    "api_options",
+    "describe_error",
+    "env_flag",
+    "fail",
+    "handle_api_errors",
+    "open_client",
+    "redact",
+]
+
+EXIT_OK = 0
+EXIT_API_ERROR = 1
+EXIT_USAGE = 2
+
+TOKEN_ENV = "BUILDKITE_CLUSTER_TOKEN"  # noqa: S105 - a variable name, not a secret
+BASE_URL_ENV = "STACKSAPI_BASE_URL"
+DEFAULT_BASE_URL = "https://agent.buildkite.com/v3/"
+
+# Buildkite tokens carry a short prefix (bkct_, bkjat_, bkua_ …); anything shaped so is masked.
+_TOKEN_SHAPE = re.compile(r"\b(bk[a-z]{1,6})_[A-Za-z0-9_\-]{3,}")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """``text`` with every known secret and every token-shaped word masked."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "**********")
+    return _TOKEN_SHAPE.sub(lambda m: f"{m.group(1)}_**********", text)
+
+
+def fail(
+    message: str, *, code: int = EXIT_API_ERROR, secrets: tuple[str | None, ...] = ()
+) -> NoReturn:
+    """Print ``error: <message>`` as one line on stderr and exit with ``code``."""
+    line = " ".join(redact(message, *secrets).split())
+    click.echo(f"error: {line}", err=True)
+    sys.exit(code)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiOptions:
+    """The connection options of one command: where to send, with which token, how to print."""
+
+    token: str | None
+    base_url: str
+    output: str
+    timeout: float
+
+
+def _auto_output() -> str:
+    """Tables for a person at a terminal, JSON for a pipe or a file."""
+    return "table" if sys.stdout.isatty() else "json"
+
+
+_API_OPTIONS: tuple[Callable[[Any], Any], ...] = (
+    click.option(
+        "--token",
+        envvar=TOKEN_ENV,
+        show_envvar=True,
+        show_default=False,
+        default=None,
+        metavar="TOKEN",
+        help="Cluster token (bkct_…). Prefer the environment variable: flags show up in `ps`.",
+    ),
+    click.option(
+        "--base-url",
+        envvar=BASE_URL_ENV,
+        show_envvar=True,
+        default=DEFAULT_BASE_URL,
+        show_default=True,
+        metavar="URL",
+        help="Agent API base URL (an emulator's URL for local work).",
+    ),
+    click.option(
+        "--output",
+        "-o",
+        type=click.Choice(["table", "json"]),
+        default=None,
+        help="Output format. Default: table on a terminal, json when piped.",
+    ),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0.1, max=600),
+        default=30.0,
+        show_default=True,
+        help="Seconds to wait for each HTTP request.",
+    ),
+)
+
+
+def api_options(func: F) -> F:
+    """Add ``--token``, ``--base-url``, ``--output`` and ``--timeout``, passed as one ``api``."""
+
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        token: str | None,
+        base_url: str,
+        output: str | None,
+        timeout: float,
+        **kwargs: Any,
+    ) -> Any:
+        api = ApiOptions(
+            token=token or None,
+            base_url=base_url,
+            output=output or _auto_output(),
+            timeout=timeout,
+        )
+        return func(api, *args, **kwargs)
+
+    decorated: Any = wrapper
+    for option in reversed(_API_OPTIONS):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]
+
+
+@contextmanager
+def open_client(api: ApiOptions) -> Iterator[Client]:
+    """A :class:`~stacksapi.Client` for ``api``; API errors become one line and exit 1."""
+    if not api.token:
+        fail(
+            f"no token: pass --token or set {TOKEN_ENV} to a cluster token (bkct_…)",
+            code=EXIT_USAGE,
+        )
+    from stacksapi import Client  # type: ignore[attr-defined,unused-ignore]
+    from stacksapi._version import __version__
+
+    try:
+        client = Client(
+            api.token,
+            base_url=api.base_url,
+            timeout=api.timeout,
+            user_agent_prefix=f"stacksapi-cli/{__version__}",
+        )
+    except ValueError as exc:
+        fail(f"bad connection settings: {exc}", code=EXIT_USAGE, secrets=(api.token,))
+    with client, handle_api_errors(api):
+        yield client
+
+
+@contextmanager
+def handle_api_errors(api: ApiOptions) -> Iterator[None]:
+    """Turn the client's exceptions into one line on stderr and the right exit code."""
+    try:
+        yield
+    except RequestValidationError as exc:
+        fail(f"{exc} (nothing was sent)", code=EXIT_USAGE, secrets=(api.token,))
+    except StacksAPIError as exc:
+        fail(describe_error(exc, base_url=api.base_url), secrets=(api.token,))
+
+
+def describe_error(exc: StacksAPIError, *, base_url: str) -> str:
+    """One sentence: what the server said and what to do about it."""
+    if isinstance(exc, APIStatusError):
+        what = f"{exc.status_code} from {exc.method} {_path_of(exc.url, base_url)}: {exc.message}"
+        return f"{what}. {_hint_for_status(exc)}"
+    if isinstance(exc, APITimeoutError):
+        return f"timed out talking to {base_url}; raise --timeout or check the server"
+    if isinstance(exc, APIConnectionError):
+        return (
+            f"could not reach {base_url} ({exc}); check --base-url / {BASE_URL_ENV} "
+            "and that the server is up"
+        )
+    if isinstance(exc, ResponseValidationError):
+        return f"{exc}; the server may speak a different API version, check --base-url"
+    return str(exc)
+
+
+def _path_of(url: str, base_url: str) -> str:
+    return url[len(base_url) :] if url.startswith(base_url) else url
+
+
+def _hint_for_status(exc: APIStatusError) -> str:
+    if isinstance(exc, AuthenticationError):
+        return f"Check the token (--token or {TOKEN_ENV}): a cluster token (bkct_…) is needed"
+    if isinstance(exc, PermissionDeniedError):
+        return (
+            "The organization's stack limit may be reached (deregister unused stacks), "
+            "or the job is not in this stack's queue"
+        )
+    if isinstance(exc, NotFoundError):
+        return "Check the stack key, job uuid and queue key (register the stack first)"
+    if isinstance(exc, RateLimitError):
+        wait = f" for {exc.retry_after:g} s" if exc.retry_after is not None else ""
+        return f"Rate limited (scope {exc.scope or 'unknown'}); wait{wait} and try again"
+    if isinstance(exc, (BadRequestError, UnprocessableEntityError)):
+        return "Check the command's arguments (see --help)"
+    if isinstance(exc, ServerError):
+        return "The server failed; try again shortly"
+    return "See --help"
+
+
+def env_flag(name: str) -> bool:
+    """True when the environment variable ``name`` is set to something other than 0/empty."""
+    return os.environ.get(name, "") not in ("", "0", "false", "no")

@@ -1,0 +1,85 @@
+"""The ``stacksapi`` click group: wires the commands together and owns the exit codes.
+
+Any exception that escapes a command becomes one line on stderr (exit 1), never a traceback;
+set ``STACKSAPI_DEBUG=1`` to see the traceback when reporting a bug.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from stacksapi._errors import StacksAPIError
+from stacksapi._version import __version__
+
+from ._api_commands import deregister, finish, jobs, notify, register, reserve, token, tokens
+from ._common import EXIT_API_ERROR, env_flag, redact
+
+__all__ = ["cli", "main"]
+
+
+class _Group(click.Group):
+    """A group whose unexpected errors print one redacted line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except StacksAPIError as exc:
+            if env_flag("STACKSAPI_DEBUG"):
+                raise
+            click.echo(f"error: {redact(' '.join(str(exc).split()))}", err=True)
+            ctx.exit(EXIT_API_ERROR)
+        except Exception as exc:
+            if env_flag("STACKSAPI_DEBUG"):
+                raise
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            click.echo(
+                f"error: unexpected {type(exc).__name__}: {redact(message)} "
+                "(set STACKSAPI_DEBUG=1 for a traceback and please report it)",
+                err=True,
+            )
+            ctx.exit(EXIT_API_ERROR)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="stacksapi")
+@click.option(
+    "--verbose", "-v", count=True, help="Log to stderr (-v: info, -vv: debug). Tokens are redacted."
+)
+def cli(verbose: int) -> None:
+    """Work with Buildkite's Stacks API: operate a stack, run one, or try it all locally.
+
+    \b
+    Examples:
+      stacksapi demo                                 # the whole system, locally, in under a minute
+      stacksapi emulator serve --port 8080           # a local Stacks API to point tools at
+      export BUILDKITE_CLUSTER_TOKEN=bkct_...        # then, against Buildkite or the emulator:
+      stacksapi register my-stack --queue linux
+      stacksapi jobs list --stack my-stack --queue linux
+      stacksapi run --config stack.toml
+
+    Exit codes: 0 success, 1 API or network error, 2 usage or configuration error.
+    """
+    if verbose:
+        logging.basicConfig(
+            stream=sys.stderr,
+            level=logging.DEBUG if verbose > 1 else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+
+
+for _command in (register, deregister, jobs, reserve, tokens, finish, notify, token):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """Console-script entry point (``stacksapi``)."""
+    cli(prog_name="stacksapi")

@@ -1,0 +1,104 @@
+"""Printing results: JSON for scripts, rich tables for people, secrets masked in both.
+
+A :class:`~stacksapi.Secret` is written as ``**********`` unless the command was given
+``--show-secrets``; environment values whose name says they are secret, and any token-shaped
+string, are masked the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import click
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from stacksapi._models import Secret
+
+from ._common import redact
+
+__all__ = [
+    "MASK",
+    "console",
+    "emit_json",
+    "emit_kv",
+    "emit_table",
+    "mask_env",
+    "to_plain",
+]
+
+MASK = "**********"
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE", re.IGNORECASE)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich console on stdout (or stderr); plain text when not a terminal."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def to_plain(obj: object, *, show_secrets: bool = False) -> Any:
+    """``obj`` (models, lists, dicts) as JSON-ready builtins, secrets masked unless asked."""
+
+    def enc_hook(value: Any) -> Any:
+        if isinstance(value, Secret):
+            return value.get_secret_value() if show_secrets else MASK
+        raise NotImplementedError(f"cannot show {type(value).__name__}")
+
+    return msgspec.to_builtins(obj, enc_hook=enc_hook)
+
+
+def mask_env(env: Mapping[str, str], *, show_secrets: bool) -> dict[str, str]:
+    """A job's environment with secret-looking values masked (unless ``show_secrets``)."""
+    if show_secrets:
+        return dict(env)
+    return {k: (MASK if _SECRET_NAME.search(k) else redact(v)) for k, v in env.items()}
+
+
+def emit_json(obj: object, *, show_secrets: bool = False) -> None:
+    """Print ``obj`` as indented JSON on stdout."""
+    text = json.dumps(to_plain(obj, show_secrets=show_secrets), indent=2, ensure_ascii=False)
+    if not show_secrets:
+        text = redact(text)
+    click.echo(text)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, Secret):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_cell(v) for v in value) or "-"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={_cell(v)}" for k, v in value.items()) or "-"
+    return redact(str(value))
+
+
+def emit_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    title: str | None = None,
+    caption: str | None = None,
+) -> None:
+    """Print a rich table on stdout."""
+    table = Table(title=title, caption=caption, caption_justify="left")
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row))
+    console().print(table)
+
+
+def emit_kv(pairs: Mapping[str, object], *, title: str | None = None) -> None:
+    """Print one object as a two-column field/value table."""
+    emit_table(("field", "value"), pairs.items(), title=title)
