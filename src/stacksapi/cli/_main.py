@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -22,7 +23,31 @@ __all__ = ["cli", "main"]
 
 
 class _Group(click.Group):
-    """A group whose unexpected errors print one redacted line instead of a traceback."""
+    """A group whose errors print one redacted line: usage errors exit 2, the rest exit 1."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            _one_line(f"{exc.format_message().rstrip('.')}{where}")
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            _one_line(exc.format_message())
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(EXIT_API_ERROR)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -35,7 +60,7 @@ class _Group(click.Group):
         except StacksAPIError as exc:
             if env_flag("STACKSAPI_DEBUG"):
                 raise
-            click.echo(f"error: {redact(' '.join(str(exc).split()))}", err=True)
+            _one_line(str(exc))
             ctx.exit(EXIT_API_ERROR)
         except Exception as exc:
             if env_flag("STACKSAPI_DEBUG"):
@@ -47,6 +72,10 @@ class _Group(click.Group):
                 err=True,
             )
             ctx.exit(EXIT_API_ERROR)
+
+
+def _one_line(message: str) -> None:
+    click.echo(f"error: {redact(' '.join(message.split()))}", err=True)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,25 @@
+"""Fixtures for the CLI tests: a click runner with a clean environment."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """A runner whose environment has none of the variables the CLI reads."""
+    for name in (
+        "BUILDKITE_CLUSTER_TOKEN",
+        "STACKSAPI_BASE_URL",
+        "STACKSAPI_STACK_KEY",
+        "STACKSAPI_QUEUE_KEY",
+        "STACKSAPI_DEBUG",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return CliRunner()

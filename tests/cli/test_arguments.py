@@ -1,0 +1,73 @@
+"""Argument handling without a server: help, version, usage errors and exit code 2."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from stacksapi import __version__
+from stacksapi.cli import cli
+
+FAKE_TOKEN = "bkct_cli_test_secret_0123456789"
+
+COMMANDS = [
+    ["register"],
+    ["deregister"],
+    ["jobs", "list"],
+    ["jobs", "get"],
+    ["jobs", "states"],
+    ["reserve"],
+    ["tokens", "issue"],
+    ["finish"],
+    ["notify"],
+    ["token"],
+]
+
+
+def test_version(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help_with_an_example_and_no_token(
+    runner: CliRunner, command: list[str]
+) -> None:
+    result = runner.invoke(cli, [*command, "--help"], env={"BUILDKITE_CLUSTER_TOKEN": FAKE_TOKEN})
+    assert result.exit_code == 0, result.output
+    assert "Examples:" in result.output
+    assert "stacksapi " + " ".join(command) in result.output
+    assert "BUILDKITE_CLUSTER_TOKEN" in result.output
+    assert FAKE_TOKEN not in result.output
+
+
+def test_unknown_flag_is_a_usage_error(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["jobs", "list", "--stack", "s", "--bogus"])
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: No such option")
+    assert "--bogus" in line
+    assert "jobs list --help" in line
+
+
+def test_missing_token_is_a_usage_error_in_one_line(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["token", "--base-url", "http://127.0.0.1:9/v3/"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: no token")
+    assert "BUILDKITE_CLUSTER_TOKEN" in lines[0]
+
+
+def test_bad_metadata_pair_is_a_usage_error(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["register", "s", "-m", "novalue", "--token", FAKE_TOKEN])
+    assert result.exit_code == 2
+    assert "KEY=VALUE" in result.output
+    assert FAKE_TOKEN not in result.output
+
+
+def test_output_choice_is_checked(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["token", "--output", "yaml"])
+    assert result.exit_code == 2
+    assert "'yaml' is not one of" in result.output
