@@ -188,9 +188,11 @@ def test_429_is_realistic() -> None:
     assert config.counts() == {"batch_reserve_jobs": {"429": 1}}
 
 
-@pytest.mark.parametrize(("kind", "status"), [("error_500", 500), ("error_503", 503)])
-def test_server_errors(kind: str, status: int) -> None:
-    config = FaultConfig(default=FaultRates(**{kind: 1.0}))
+@pytest.mark.parametrize(
+    ("rates", "status"), [(FaultRates(error_500=1.0), 500), (FaultRates(error_503=1.0), 503)]
+)
+def test_server_errors(rates: FaultRates, status: int) -> None:
+    config = FaultConfig(default=rates)
     with _Server(config) as server, httpx2.Client(base_url=server.url) as http:
         response = http.get("/v3/token")
         assert response.status_code == status
@@ -261,6 +263,9 @@ async def test_in_process_drop_raises() -> None:
 
 
 def test_middleware_object_is_for_starlette() -> None:
-    middleware = FaultConfig().middleware()
+    config = FaultConfig()
+    middleware = config.middleware()
     assert isinstance(middleware, Middleware)
-    assert middleware.cls is FaultMiddleware
+    cls, _args, kwargs = middleware
+    assert cls is FaultMiddleware
+    assert kwargs == {"config": config}
