@@ -3,6 +3,8 @@
 Everything public is importable from here; the underscored modules are implementation.
 """
 
+from ._async_client import AsyncClient, AsyncClientWithResponse
+from ._client import Client, ClientWithResponse
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -43,6 +45,8 @@ from ._models import (
     Step,
     TokenInfo,
 )
+from ._response import Response
+from ._retry import RetryPolicy
 from ._version import __version__
 
 __all__ = [
@@ -50,9 +54,13 @@ __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncClient",
+    "AsyncClientWithResponse",
     "AuthenticationError",
     "BadRequestError",
     "Build",
+    "Client",
+    "ClientWithResponse",
     "ClusterQueue",
     "Job",
     "JobAcquisitionToken",
@@ -69,7 +77,9 @@ __all__ = [
     "RateLimitError",
     "RequestValidationError",
     "Reservation",
+    "Response",
     "ResponseValidationError",
+    "RetryPolicy",
     "ScheduledJob",
     "ScheduledJobsPage",
     "Secret",

@@ -1,0 +1,416 @@
+"""AsyncClient: the asynchronous Stacks API client, Client's loop over httpx2.AsyncClient."""
+
+# ``timeout=`` on async methods is the public contract (an httpx2 timeout per request), not a
+# deadline the caller should express with anyio.fail_after.
+# ruff: noqa: ASYNC109
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from time import perf_counter
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio
+import httpx2
+
+from . import _core
+from ._core import DEFAULT, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, Call, Op, TimeoutTypes
+from ._engine import make_core
+from ._models import (
+    Job,
+    JobAcquisitionTokens,
+    JobStates,
+    NotificationsResult,
+    Reservation,
+    ScheduledJob,
+    ScheduledJobsPage,
+    Stack,
+    StackNotification,
+    StackType,
+    TokenInfo,
+)
+from ._response import Response
+from ._retry import RetryPolicy
+
+__all__ = ["AsyncClient", "AsyncClientWithResponse"]
+
+T = TypeVar("T")
+RetryArg = RetryPolicy | bool | None
+
+
+class AsyncClient:
+    """Asynchronous client of Buildkite's Stacks API. ``async with`` it, or ``await aclose()``.
+
+    ``token``: a cluster token; ``None`` reads ``BUILDKITE_CLUSTER_TOKEN``. ``timeout``: seconds or
+    an ``httpx2.Timeout`` (default 30 s per read/write/pool wait, 10 s to connect); ``None`` is
+    refused, pass ``math.inf`` to wait forever on purpose. Every method also takes ``retry=`` (a
+    :class:`RetryPolicy`, or ``False``) and ``timeout=`` for that call alone.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        http_client: httpx2.AsyncClient | None = None,
+        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        logger: logging.Logger | None = None,
+        log_http_payloads: bool = False,
+        user_agent_prefix: str | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        if http_client is not None and not isinstance(http_client, httpx2.AsyncClient):
+            raise TypeError(
+                "http_client: must be an httpx2.AsyncClient (Client takes the sync one)"
+            )
+        self._timeout = _core.resolve_timeout(timeout)
+        self._core, headers = make_core(
+            token,
+            base_url=base_url,
+            retry=retry,
+            logger=logger,
+            log_http_payloads=log_http_payloads,
+            user_agent_prefix=user_agent_prefix,
+            allow_insecure_http=allow_insecure_http,
+            send_headers=http_client is not None,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx2.AsyncClient(
+            headers=headers, timeout=self._timeout, follow_redirects=False
+        )
+        self._sleep: Callable[[float], Awaitable[None]] = (
+            anyio.sleep
+        )  # tests inject a recorder here
+        self.with_response = AsyncClientWithResponse(self)
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    async def _run(self, op: Op[T], retry: RetryArg, timeout: Any) -> Response[T]:
+        core = self._core
+        policy = core.retry if retry is None else _core.resolve_retry(retry, core.retry)
+        tmo = self._timeout if timeout is DEFAULT else _core.resolve_timeout(timeout)
+        if op.warnings:
+            core.log_warnings(op.warnings)
+        if op.merge is None:
+            return await self._send(op.calls[0], policy, tmo)
+        return _core.merge_responses(op, [await self._send(c, policy, tmo) for c in op.calls])
+
+    async def _send(
+        self, call: Call, policy: RetryPolicy, timeout: httpx2.Timeout
+    ) -> Response[Any]:
+        state = self._core.begin(call, policy)
+        while True:
+            start = perf_counter()
+            try:
+                r = await self._http.request(
+                    call.method,
+                    state.url,
+                    content=call.body,
+                    params=call.params,
+                    headers=state.headers,
+                    timeout=timeout,
+                )
+            except httpx2.HTTPError as exc:
+                wait = state.on_error(exc, perf_counter() - start)
+            else:
+                result = state.on_response(
+                    r.status_code, r.headers, r.content, perf_counter() - start
+                )
+                if result is not None:
+                    return result
+                wait = state.wait
+            await self._sleep(wait)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (not those of a caller's ``http_client``)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self._core.base_url!r}, token='***')"
+
+    # --- endpoints ---------------------------------------------------------------------------
+
+    async def register_stack(
+        self,
+        key: str,
+        *,
+        queue_key: str,
+        type: StackType | str = StackType.CUSTOM,
+        metadata: Mapping[str, str] | None = None,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> Stack:
+        """Register (or update) a stack serving ``queue_key``. Idempotent upsert."""
+        op = _core.register_stack(key, queue_key=queue_key, type=type, metadata=metadata)
+        return (await self._run(op, retry, timeout)).data
+
+    async def deregister_stack(
+        self, key: str, *, retry: RetryArg = None, timeout: TimeoutTypes = DEFAULT
+    ) -> None:
+        """Deregister a stack so it stops counting against the organization's stack limit."""
+        await self._run(_core.deregister_stack(key), retry, timeout)
+
+    async def list_scheduled_jobs(
+        self,
+        stack_key: str,
+        *,
+        queue_key: str,
+        limit: int | None = None,
+        after: str | None = None,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> ScheduledJobsPage:
+        """One page of jobs waiting in ``queue_key``, oldest first (``limit`` 1..1000)."""
+        op = _core.list_scheduled_jobs(stack_key, queue_key=queue_key, limit=limit, after=after)
+        return (await self._run(op, retry, timeout)).data
+
+    def iter_scheduled_jobs(
+        self,
+        stack_key: str,
+        *,
+        queue_key: str,
+        page_size: int | None = None,
+        max_pages: int | None = None,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> AsyncIterator[ScheduledJob]:
+        """Every scheduled job, page after page, following cursors (arguments checked now)."""
+        pager = _core.Pager(
+            stack_key, queue_key=queue_key, page_size=page_size, max_pages=max_pages
+        )
+        return self._pages(pager, retry, timeout)
+
+    async def _pages(
+        self, pager: _core.Pager, retry: RetryArg, timeout: Any
+    ) -> AsyncIterator[ScheduledJob]:
+        while (op := pager.next_op()) is not None:
+            for job in pager.feed((await self._run(op, retry, timeout)).data):
+                yield job
+
+    async def batch_reserve_jobs(
+        self,
+        stack_key: str,
+        job_uuids: Sequence[str],
+        *,
+        reservation_expiry_seconds: int | None = None,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> Reservation:
+        """Reserve jobs for this stack (or extend a reservation); run only ``.reserved``."""
+        op = _core.batch_reserve_jobs(
+            stack_key, job_uuids, reservation_expiry_seconds=reservation_expiry_seconds
+        )
+        return (await self._run(op, retry, timeout)).data
+
+    async def get_job(
+        self,
+        stack_key: str,
+        job_uuid: str,
+        *,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> Job:
+        """A job's command and environment."""
+        return (await self._run(_core.get_job(stack_key, job_uuid), retry, timeout)).data
+
+    async def get_job_states(
+        self,
+        stack_key: str,
+        job_uuids: Sequence[str],
+        *,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> JobStates:
+        """The current state of each job (uuid -> state string)."""
+        return (await self._run(_core.get_job_states(stack_key, job_uuids), retry, timeout)).data
+
+    async def finish_job(
+        self,
+        stack_key: str,
+        job_uuid: str,
+        *,
+        detail: str,
+        exit_status: int = -1,
+        signal_reason: str | None = None,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> None:
+        """Finish a job the stack will not run; ``exit_status`` is always sent (0 is success)."""
+        op = _core.finish_job(
+            stack_key,
+            job_uuid,
+            detail=detail,
+            exit_status=exit_status,
+            signal_reason=signal_reason,
+        )
+        await self._run(op, retry, timeout)
+
+    async def create_stack_notifications(
+        self,
+        stack_key: str,
+        notifications: Sequence[StackNotification],
+        *,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> NotificationsResult:
+        """Show short texts on jobs; the result lists failures by index into ``notifications``."""
+        op = _core.create_stack_notifications(stack_key, notifications)
+        return (await self._run(op, retry, timeout)).data
+
+    async def issue_job_acquisition_tokens(
+        self,
+        stack_key: str,
+        job_uuids: Sequence[str],
+        *,
+        token_lifetime_seconds: int | None = None,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> JobAcquisitionTokens:
+        """One short-lived token per reserved job, for the agent that acquires it."""
+        op = _core.issue_job_acquisition_tokens(
+            stack_key, job_uuids, token_lifetime_seconds=token_lifetime_seconds
+        )
+        return (await self._run(op, retry, timeout)).data
+
+    async def get_token(
+        self, *, retry: RetryArg = None, timeout: TimeoutTypes = DEFAULT
+    ) -> TokenInfo:
+        """What the server knows of this client's token (``GET token``)."""
+        return (await self._run(_core.get_token(), retry, timeout)).data
+
+
+class AsyncClientWithResponse:
+    """``client.with_response``: the same calls, returning a :class:`Response` around the data."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._run = client._run
+
+    async def register_stack(
+        self,
+        key: str,
+        *,
+        queue_key: str,
+        type: StackType | str = StackType.CUSTOM,
+        metadata: Mapping[str, str] | None = None,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> Response[Stack]:
+        op = _core.register_stack(key, queue_key=queue_key, type=type, metadata=metadata)
+        return await self._run(op, retry, timeout)
+
+    async def deregister_stack(
+        self, key: str, *, retry: RetryArg = None, timeout: TimeoutTypes = DEFAULT
+    ) -> Response[None]:
+        return await self._run(_core.deregister_stack(key), retry, timeout)
+
+    async def list_scheduled_jobs(
+        self,
+        stack_key: str,
+        *,
+        queue_key: str,
+        limit: int | None = None,
+        after: str | None = None,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> Response[ScheduledJobsPage]:
+        op = _core.list_scheduled_jobs(stack_key, queue_key=queue_key, limit=limit, after=after)
+        return await self._run(op, retry, timeout)
+
+    async def batch_reserve_jobs(
+        self,
+        stack_key: str,
+        job_uuids: Sequence[str],
+        *,
+        reservation_expiry_seconds: int | None = None,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> Response[Reservation]:
+        op = _core.batch_reserve_jobs(
+            stack_key, job_uuids, reservation_expiry_seconds=reservation_expiry_seconds
+        )
+        return await self._run(op, retry, timeout)
+
+    async def get_job(
+        self,
+        stack_key: str,
+        job_uuid: str,
+        *,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> Response[Job]:
+        return await self._run(_core.get_job(stack_key, job_uuid), retry, timeout)
+
+    async def get_job_states(
+        self,
+        stack_key: str,
+        job_uuids: Sequence[str],
+        *,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> Response[JobStates]:
+        return await self._run(_core.get_job_states(stack_key, job_uuids), retry, timeout)
+
+    async def finish_job(
+        self,
+        stack_key: str,
+        job_uuid: str,
+        *,
+        detail: str,
+        exit_status: int = -1,
+        signal_reason: str | None = None,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> Response[None]:
+        op = _core.finish_job(
+            stack_key,
+            job_uuid,
+            detail=detail,
+            exit_status=exit_status,
+            signal_reason=signal_reason,
+        )
+        return await self._run(op, retry, timeout)
+
+    async def create_stack_notifications(
+        self,
+        stack_key: str,
+        notifications: Sequence[StackNotification],
+        *,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> Response[NotificationsResult]:
+        op = _core.create_stack_notifications(stack_key, notifications)
+        return await self._run(op, retry, timeout)
+
+    async def issue_job_acquisition_tokens(
+        self,
+        stack_key: str,
+        job_uuids: Sequence[str],
+        *,
+        token_lifetime_seconds: int | None = None,
+        retry: RetryArg = None,
+        timeout: TimeoutTypes = DEFAULT,
+    ) -> Response[JobAcquisitionTokens]:
+        op = _core.issue_job_acquisition_tokens(
+            stack_key, job_uuids, token_lifetime_seconds=token_lifetime_seconds
+        )
+        return await self._run(op, retry, timeout)
+
+    async def get_token(
+        self, *, retry: RetryArg = None, timeout: TimeoutTypes = DEFAULT
+    ) -> Response[TokenInfo]:
+        return await self._run(_core.get_token(), retry, timeout)
