@@ -1,0 +1,39 @@
+"""The stack runtime: pull scheduled jobs, reserve them, and hand them to a dispatcher.
+
+``Stack`` runs the loop; ``StackConfig`` configures it (TOML, flags, environment); a
+``Dispatcher`` starts agents (``SubprocessDispatcher`` runs them as local processes).
+See ``docs/stack.md``.
+"""
+
+from ._api import AsyncStacksClient
+from ._config import DEFAULT_AGENT_COMMAND, ConfigError, StackConfig, SubprocessConfig
+from ._dispatcher import AgentExit, Dispatcher, DispatchError, DispatchRequest, DispatchSink
+from ._entry import run_stack
+from ._events import EventCallback, EventKind, StackEvent
+from ._metrics import StackMetrics
+from ._rules import rule_matches, serves_job
+from ._runtime import Stack, StackExit
+from ._subprocess import SubprocessDispatcher
+
+__all__ = [
+    "DEFAULT_AGENT_COMMAND",
+    "AgentExit",
+    "AsyncStacksClient",
+    "ConfigError",
+    "DispatchError",
+    "DispatchRequest",
+    "DispatchSink",
+    "Dispatcher",
+    "EventCallback",
+    "EventKind",
+    "Stack",
+    "StackConfig",
+    "StackEvent",
+    "StackExit",
+    "StackMetrics",
+    "SubprocessConfig",
+    "SubprocessDispatcher",
+    "rule_matches",
+    "run_stack",
+    "serves_job",
+]

@@ -1,0 +1,72 @@
+"""Wiring a stack from a config file: used by ``python -m stacksapi.stack`` and the CLI.
+
+The cluster token comes from ``BUILDKITE_CLUSTER_TOKEN`` (never the file), the base URL from the
+config's ``base_url``, else ``STACKSAPI_BASE_URL``, else Buildkite's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from stacksapi._async_client import AsyncClient
+from stacksapi._errors import StacksAPIError
+
+from ._config import ConfigError, StackConfig
+from ._dispatcher import Dispatcher
+from ._events import EventCallback
+from ._runtime import Stack, StackExit
+from ._subprocess import SubprocessDispatcher
+
+__all__ = ["main", "run_stack"]
+
+
+async def run_stack(
+    config: StackConfig,
+    *,
+    dispatcher: Dispatcher | None = None,
+    on_event: EventCallback | None = None,
+    token: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    install_signal_handlers: bool = True,
+) -> StackExit:
+    """Open an :class:`AsyncClient`, run a :class:`Stack` until stopped, close the client.
+
+    ``dispatcher`` defaults to a :class:`SubprocessDispatcher` built from ``config.subprocess``.
+    With ``install_signal_handlers`` SIGINT and SIGTERM request a graceful stop.
+    """
+    env = os.environ if environ is None else environ
+    base_url = config.base_url or env.get("STACKSAPI_BASE_URL") or None
+    kwargs: dict[str, Any] = {"base_url": base_url} if base_url else {}
+    async with AsyncClient(token or env.get("BUILDKITE_CLUSTER_TOKEN"), **kwargs) as client:
+        stack = Stack(
+            client, config, dispatcher or SubprocessDispatcher(config.subprocess), on_event=on_event
+        )
+        if install_signal_handlers:
+            return await stack._run_with_signals()
+        return await stack.run_async()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m stacksapi.stack --config FILE``: run until SIGINT/SIGTERM; the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m stacksapi.stack", description=main.__doc__)
+    parser.add_argument("--config", required=True, help="TOML file with [stack] and [subprocess]")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    try:
+        config = StackConfig.from_toml(args.config).with_env(os.environ)
+        result = asyncio.run(run_stack(config))
+    except (ConfigError, StacksAPIError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ValueError) else 1
+    if not result.ok:
+        print(f"error: {result.reason}", file=sys.stderr)
+    return result.exit_code

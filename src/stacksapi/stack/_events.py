@@ -1,0 +1,57 @@
+"""Events the runtime emits so a UI (the demo's live view, a test) can follow progress.
+
+Pass ``on_event=callback`` to :class:`~stacksapi.stack.Stack`; the callback runs on the event
+loop, must be quick and must not raise (an exception is logged and ignored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["EventCallback", "EventKind", "StackEvent"]
+
+
+class EventKind(enum.StrEnum):
+    """What happened. Job events carry ``job_uuid``."""
+
+    REGISTERED = "registered"
+    POLLED = "polled"  # data: jobs (seen), paused
+    PAUSED = "paused"  # the queue's dispatch_paused turned true
+    RESUMED = "resumed"
+    FILTERED = "filtered"  # job: this stack cannot serve it; data: rules
+    RESERVED = "reserved"
+    NOT_RESERVED = "not_reserved"
+    TOKEN_NOT_ISSUED = "token_not_issued"  # noqa: S105 (an event name, not a secret)
+    DISPATCHED = "dispatched"  # data: wait (seconds from scheduled_at)
+    DISPATCH_FAILED = "dispatch_failed"
+    RENEWED = "renewed"
+    LOST = "lost"  # job: the reservation was not renewed; work cancelled
+    STARTED = "started"  # job: an agent accepted it
+    CANCELLED = "cancelled"  # job: cancelled in Buildkite; dispatcher work torn down
+    AGENT_ENDED = "agent_ended"  # data: exit_status
+    FINISHED_BY_STACK = "finished_by_stack"  # data: exit_status, signal_reason, detail
+    RATE_LIMITED = "rate_limited"
+    API_ERROR = "api_error"
+    STOPPING = "stopping"
+    DEREGISTERED = "deregistered"
+    STOPPED = "stopped"  # data: reason, ok
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StackEvent:
+    """One event: its kind, the job it concerns (if any), a human line, and small extra data."""
+
+    kind: EventKind
+    job_uuid: str | None = None
+    message: str = ""
+    data: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    time: float = dataclasses.field(default_factory=time.time)
+
+
+EventCallback = Callable[[StackEvent], None]
+"""The type of ``on_event``."""

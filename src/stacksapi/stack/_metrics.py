@@ -1,0 +1,109 @@
+"""Prometheus metrics of the runtime. Optional: without ``prometheus-client`` they are no-ops.
+
+Install the ``metrics`` extra and set ``metrics_port`` to serve them on ``/metrics``. Each
+:class:`StackMetrics` has its own registry, so several stacks (or tests) in one process do not
+collide. Plain counters are also kept in :attr:`StackMetrics.counts` for summaries and tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+__all__ = ["StackMetrics"]
+
+_log = logging.getLogger("stacksapi.stack")
+
+_COUNTERS = {
+    "jobs_seen": "Scheduled jobs seen in polls",
+    "jobs_filtered": "Jobs skipped because the stack's tags do not match their agent query rules",
+    "jobs_reserved": "Jobs reserved",
+    "jobs_not_reserved": "Jobs asked for but not reserved",
+    "jobs_dispatched": "Jobs handed to the dispatcher",
+    "dispatch_failures": "Dispatches that failed",
+    "jobs_finished_by_stack": "Jobs the stack finished itself (failures before an agent took them)",
+    "jobs_cancelled": "Jobs cancelled while in flight",
+    "reservations_renewed": "Reservation renewals",
+}
+
+
+class StackMetrics:
+    """Counters, gauges and histograms of one stack; a no-op when prometheus-client is absent."""
+
+    def __init__(self, *, stack_key: str, enabled: bool = True) -> None:
+        self.counts: Counter[str] = Counter()
+        self.api_calls: Counter[tuple[str, str]] = Counter()
+        self._stack_key = stack_key
+        self._prom: dict[str, Any] = {}
+        self.registry: Any = None
+        if not enabled:
+            return
+        try:
+            import prometheus_client as prom
+        except ImportError:
+            _log.info("prometheus-client is not installed; metrics are not exported")
+            return
+        self.registry = prom.CollectorRegistry(auto_describe=True)
+        labels = ["stack"]
+        for name, doc in _COUNTERS.items():
+            self._prom[name] = prom.Counter(
+                f"stacksapi_{name}", doc, labels, registry=self.registry
+            )
+        self._prom["in_flight"] = prom.Gauge(
+            "stacksapi_jobs_in_flight", "Jobs in flight", labels, registry=self.registry
+        )
+        self._prom["api_calls"] = prom.Counter(
+            "stacksapi_api_calls",
+            "Stacks API calls by endpoint and status",
+            [*labels, "endpoint", "status"],
+            registry=self.registry,
+        )
+        self._prom["poll_seconds"] = prom.Histogram(
+            "stacksapi_poll_duration_seconds", "Time of one poll", labels, registry=self.registry
+        )
+        self._prom["dispatch_wait"] = prom.Histogram(
+            "stacksapi_scheduled_to_dispatch_seconds",
+            "Time from a job's scheduled_at to its dispatch",
+            labels,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900),
+            registry=self.registry,
+        )
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Serve ``/metrics`` on ``host:port`` in a background thread."""
+        if self.registry is None:
+            _log.warning("metrics_port set but prometheus-client is not installed")
+            return
+        import prometheus_client as prom
+
+        prom.start_http_server(port, addr=host, registry=self.registry)
+
+    def inc(self, name: str, amount: int = 1) -> None:
+        if amount <= 0:
+            return
+        self.counts[name] += amount
+        metric = self._prom.get(name)
+        if metric is not None:
+            metric.labels(self._stack_key).inc(amount)
+
+    def api_call(self, endpoint: str, status: str) -> None:
+        self.api_calls[(endpoint, status)] += 1
+        metric = self._prom.get("api_calls")
+        if metric is not None:
+            metric.labels(self._stack_key, endpoint, status).inc()
+
+    def set_in_flight(self, value: int) -> None:
+        metric = self._prom.get("in_flight")
+        if metric is not None:
+            metric.labels(self._stack_key).set(value)
+
+    def observe_poll(self, seconds: float) -> None:
+        metric = self._prom.get("poll_seconds")
+        if metric is not None:
+            metric.labels(self._stack_key).observe(seconds)
+
+    def observe_dispatch_wait(self, seconds: float) -> None:
+        metric = self._prom.get("dispatch_wait")
+        if metric is not None:
+            metric.labels(self._stack_key).observe(max(0.0, seconds))

@@ -1,0 +1,636 @@
+"""``Stack``: the loop that pulls scheduled jobs and hands them to a dispatcher.
+
+One asyncio task polls (register once, list the first pages, honour ``dispatch_paused``, filter,
+order, reserve within free capacity, issue job acquisition tokens, dispatch); another watches
+what is in flight (renew reservations before they expire, check states in batches, tear down work
+for cancelled jobs, finish jobs whose agent failed before taking them); a third sends
+notifications in batches. Every API call passes a per-scope rate limiter. The decisions live in
+:mod:`._planning` as pure functions; this module is the I/O shell around them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from stacksapi._errors import AuthenticationError, RateLimitError, StacksAPIError
+from stacksapi._models import JobState, ScheduledJob, Secret
+
+from ._api import AsyncStacksClient, LimitedAPI, is_permanent
+from ._config import StackConfig
+from ._dispatcher import AgentExit, Dispatcher, DispatchError, DispatchRequest
+from ._events import EventCallback, EventKind, StackEvent
+from ._metrics import StackMetrics
+from ._planning import NotificationBatcher, chunks, crop_detail, renewals_due, select_candidates
+from ._ratelimit import RateLimiter
+
+__all__ = ["Stack", "StackExit"]
+
+_TERMINAL = frozenset(s.value for s in JobState if s.is_terminal)
+_AGENT_OWNED = frozenset({JobState.ACCEPTED, JobState.RUNNING, JobState.FINISHED})
+_CANCELLING = frozenset({JobState.CANCELING, JobState.CANCELED})
+_HELD = frozenset({JobState.RESERVED, JobState.ASSIGNED})
+_MAX_BACKOFF = 30.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StackExit:
+    """Why :meth:`Stack.run_async` returned. ``error`` is set when the loop died of it."""
+
+    reason: str
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def exit_code(self) -> int:
+        """For a CLI: 0 after a requested stop, 1 after a permanent error."""
+        return 0 if self.ok else 1
+
+
+class _Fatal(Exception):
+    """The loop cannot go on; ``reason`` says why in one line."""
+
+    def __init__(self, reason: str, cause: BaseException) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cause = cause
+
+
+@dataclasses.dataclass(slots=True)
+class _Flight:
+    """One job this stack holds: reserved, being provisioned, or run by its agent."""
+
+    job: ScheduledJob
+    expires_at: float | None  # monotonic end of our reservation; None once an agent owns it
+    dispatched: bool = False
+    started: bool = False  # an agent accepted the job
+    cancelled: bool = False  # dispatcher told to tear the work down
+    ended: AgentExit | None = None  # the agent failed; waiting for a state check to decide
+
+
+class Stack:
+    """Runs one stack: ``await stack.run_async()`` in asyncio, or ``stack.run()`` in a script.
+
+    ``client`` is a ``stacksapi.AsyncClient`` (the caller opens and closes it), ``dispatcher``
+    any :class:`~stacksapi.stack.Dispatcher`. ``on_event`` receives a
+    :class:`~stacksapi.stack.StackEvent` for each step, for live progress displays.
+    """
+
+    def __init__(
+        self,
+        client: AsyncStacksClient,
+        config: StackConfig,
+        dispatcher: Dispatcher,
+        *,
+        on_event: EventCallback | None = None,
+        logger: logging.Logger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.dispatcher = dispatcher
+        self.metrics = StackMetrics(stack_key=config.key)
+        self._log = logger or logging.getLogger("stacksapi.stack")
+        self._on_event = on_event
+        self._clock = clock
+        self._api = LimitedAPI(
+            client, config.key, RateLimiter(config.rate_limit_fraction, clock=clock),
+            self.metrics, self._rate_limited,
+        )  # fmt: skip
+        self._flights: dict[str, _Flight] = {}
+        self._verify: set[str] = set()
+        self._notes = NotificationBatcher()
+        self._filtered_seen: set[str] = set()
+        self._finished: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._cursor: str | None = None
+        self._paused = False
+        self._stop_requested = False
+        self._force = False
+        self._stop: asyncio.Event | None = None
+        self._wake_poll: asyncio.Event | None = None
+        self._wake_watch: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    # --- public -----------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> Mapping[str, ScheduledJob]:
+        """Jobs this stack currently holds, by uuid."""
+        return {u: f.job for u, f in self._flights.items()}
+
+    @property
+    def paused(self) -> bool:
+        """Whether the last poll saw ``dispatch_paused``."""
+        return self._paused
+
+    def request_stop(self) -> None:
+        """Stop taking jobs and shut down gracefully. A second call skips the grace period.
+
+        Safe from any thread and from signal handlers.
+        """
+        with self._lock:
+            self._force = self._stop_requested
+            self._stop_requested = True
+            loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            try:
+                if _running_loop() is loop:
+                    stop.set()
+                else:
+                    loop.call_soon_threadsafe(stop.set)
+            except RuntimeError:
+                pass
+
+    def run(self) -> StackExit:
+        """Blocking: run until stopped (SIGINT/SIGTERM call :meth:`request_stop`)."""
+        return asyncio.run(self._run_with_signals())
+
+    async def run_async(self) -> StackExit:
+        """Run until :meth:`request_stop` or a permanent error; deregister before returning."""
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._wake_poll, self._wake_watch = asyncio.Event(), asyncio.Event()
+        if self._stop_requested:
+            self._stop.set()
+        try:
+            await self._register()
+        except _Fatal as fatal:
+            self._emit(EventKind.STOPPED, message=fatal.reason, reason=fatal.reason, ok=False)
+            return StackExit(fatal.reason, fatal.cause)
+        if self.config.metrics_port is not None:
+            self.metrics.serve(self.config.metrics_port, self.config.metrics_host)
+        result = StackExit("stop requested")
+        loops: list[asyncio.Task[None]] = []
+        try:
+            for uuid in await self.dispatcher.start(self):
+                self._flights[uuid] = _Flight(_adopted_job(uuid), None, True, True)
+                self._log.info("job %s: adopted, its agent is already running", uuid)
+            loops = [
+                asyncio.create_task(self._poll_loop(), name="stack-poll"),
+                asyncio.create_task(self._watch_loop(), name="stack-watch"),
+                asyncio.create_task(self._notify_loop(), name="stack-notify"),
+            ]
+            stop_wait = asyncio.create_task(self._stop.wait())
+            done, _ = await asyncio.wait([stop_wait, *loops], return_when=asyncio.FIRST_COMPLETED)
+            stop_wait.cancel()
+            for task in done:
+                err = None if task is stop_wait else task.exception()
+                if err is not None:
+                    died = (
+                        err if isinstance(err, _Fatal) else _Fatal(f"internal error: {err!r}", err)
+                    )
+                    result = StackExit(died.reason, died.cause)
+                    self._log.error("stack %s stopping: %s", self.config.key, died.reason)
+        finally:
+            await self._shutdown(loops, graceful=result.ok)
+        self._emit(EventKind.STOPPED, message=result.reason, reason=result.reason, ok=result.ok)
+        return result
+
+    # --- dispatcher sink --------------------------------------------------------------------
+
+    def agent_ended(self, result: AgentExit) -> None:
+        """Called by the dispatcher when the work for a job is gone."""
+        flight = self._flights.get(result.job_uuid)
+        if flight is None:
+            return
+        self._emit(
+            EventKind.AGENT_ENDED, result.job_uuid,
+            f"agent ended (exit status {result.exit_status})", exit_status=result.exit_status,
+        )  # fmt: skip
+        if result.succeeded or flight.started or flight.cancelled:
+            self._release(result.job_uuid)
+            return
+        flight.ended = result  # failed: was the job taken by the agent? a state check decides
+        self._verify.add(result.job_uuid)
+        if self._wake_watch is not None:
+            self._wake_watch.set()
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def _run_with_signals(self) -> StackExit:
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.request_stop)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        try:
+            return await self.run_async()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    async def _register(self) -> None:
+        cfg, attempt = self.config, 0
+        while True:
+            try:
+                await self._api.register(cfg.queue_key, cfg.type, cfg.metadata)
+            except StacksAPIError as exc:
+                if is_permanent(exc) or attempt >= 5 or self._stop_requested:
+                    raise _Fatal(f"cannot register stack {cfg.key!r}: {exc}", exc) from exc
+                attempt += 1
+                await asyncio.sleep(min(_MAX_BACKOFF, 0.5 * 2**attempt))
+                continue
+            self._emit(EventKind.REGISTERED, message=f"registered stack {cfg.key!r}")
+            return
+
+    async def _shutdown(self, loops: list[asyncio.Task[None]], *, graceful: bool) -> None:
+        self._stop_requested = True
+        self._emit(EventKind.STOPPING, message="stopping: no new jobs")
+        poll, rest = (loops[0], loops[1:]) if loops else (None, [])
+        await _cancel_tasks([poll] if poll else [])
+        grace = self.config.shutdown_grace if graceful else 0.0
+        deadline = self._clock() + grace
+        while self._unstarted() and self._clock() < deadline and not self._force:
+            if any(t.done() for t in rest):
+                break  # the watcher died: nobody will see the agents start
+            await asyncio.sleep(min(0.1, max(0.0, deadline - self._clock())))
+        for uuid in self._unstarted():
+            await self._cancel_work(uuid, "the stack is shutting down")
+        await _cancel_tasks(list(self._tasks))
+        await _cancel_tasks(rest)
+        try:
+            await self._flush_notifications(final=True)
+            await self.dispatcher.shutdown(self.config.subprocess.kill_grace)
+        except Exception:
+            self._log.exception("stack %s: error while shutting down", self.config.key)
+        try:
+            await self._api.deregister()
+            self._emit(EventKind.DEREGISTERED, message=f"deregistered stack {self.config.key!r}")
+        except StacksAPIError as exc:
+            self._log.error("stack %s: deregister failed: %s", self.config.key, exc)
+
+    def _unstarted(self) -> list[str]:
+        return [u for u, f in self._flights.items() if not f.started and not f.cancelled]
+
+    # --- polling ----------------------------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        assert self._wake_poll is not None
+        failures = 0
+        while not self._stop_requested:
+            began = self._clock()
+            try:
+                again, next_runnable = await self._poll_once()
+                failures = 0
+            except StacksAPIError as exc:
+                if is_permanent(exc):
+                    raise _Fatal(f"polling failed permanently: {exc}", exc) from exc
+                failures += 1
+                self._emit(EventKind.API_ERROR, message=f"poll failed (will retry): {exc}")
+                delay = min(_MAX_BACKOFF, self.config.poll_interval * 2**failures)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                continue
+            finally:
+                self.metrics.observe_poll(self._clock() - began)
+            if again:
+                continue  # more work may be waiting: the limiter paces us
+            wait = self.config.poll_interval - (self._clock() - began)
+            if next_runnable is not None:
+                wait = min(wait, max(0.05, next_runnable))
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake_poll.wait(), wait)
+
+    async def _poll_once(self) -> tuple[bool, float | None]:
+        """One poll. Returns (poll again at once?, seconds until a job becomes runnable)."""
+        cfg = self.config
+        assert self._wake_poll is not None
+        self._wake_poll.clear()
+        free = cfg.max_in_flight - len(self._flights)
+        eligible: list[ScheduledJob] = []
+        next_runnable: dt.datetime | None = None
+        cursor, more = self._cursor, False
+        for page_number in range(cfg.max_pages):
+            page = await self._api.list_jobs(cfg.queue_key, cfg.page_size, cursor)
+            self._set_paused(page.cluster_queue.dispatch_paused)
+            if self._paused:
+                return False, None
+            self.metrics.inc("jobs_seen", len(page.jobs))
+            now = dt.datetime.now(dt.UTC)
+            sel = select_candidates(
+                page.jobs, in_flight=self._flights, tags=cfg.tags, queue_key=cfg.queue_key,
+                now=now, limit=cfg.page_size,
+            )  # fmt: skip
+            self._note_filtered(sel.filtered)
+            eligible.extend(j for j in sel.candidates if j.id not in {e.id for e in eligible})
+            if sel.next_runnable_at is not None:
+                next_runnable = min(next_runnable or sel.next_runnable_at, sel.next_runnable_at)
+            more = page.page_info.has_next_page and page.page_info.end_cursor is not None
+            cursor = page.page_info.end_cursor
+            self._emit(EventKind.POLLED, message=f"page {page_number + 1}: {len(page.jobs)} jobs",
+                       jobs=len(page.jobs), paused=False)  # fmt: skip
+            if len(eligible) >= free or not more:
+                break
+        # Resume from the cursor next time only when the pages read held nothing to do, so jobs
+        # behind a wall of unservable ones are reached; otherwise start from the top again.
+        self._cursor = cursor if more and not eligible else None
+        if free <= 0:
+            return False, None
+        eligible.sort(key=lambda j: (-j.priority, j.scheduled_at, j.id))
+        chosen = eligible[:free]
+        await self._reserve_and_dispatch(chosen)
+        wait = None
+        if next_runnable is not None:
+            wait = (next_runnable - dt.datetime.now(dt.UTC)).total_seconds()
+        backlog = len(eligible) > len(chosen) or more
+        return bool(chosen) and backlog and len(self._flights) < cfg.max_in_flight, wait
+
+    def _set_paused(self, paused: bool) -> None:
+        if paused != self._paused:
+            self._paused = paused
+            kind = EventKind.PAUSED if paused else EventKind.RESUMED
+            self._emit(kind, message="queue dispatch paused" if paused else "queue resumed")
+
+    def _note_filtered(self, filtered: tuple[tuple[ScheduledJob, tuple[str, ...]], ...]) -> None:
+        for job, rules in filtered:
+            if job.id in self._filtered_seen:
+                continue
+            if len(self._filtered_seen) > 100_000:
+                self._filtered_seen.clear()
+            self._filtered_seen.add(job.id)
+            self.metrics.inc("jobs_filtered")
+            self._emit(EventKind.FILTERED, job.id, f"not served here: {', '.join(rules)}",
+                       rules=rules)  # fmt: skip
+
+    async def _reserve_and_dispatch(self, jobs: list[ScheduledJob]) -> None:
+        cfg = self.config
+        by_id = {j.id: j for j in jobs}
+        for batch in chunks([j.id for j in jobs]):
+            res = await self._api.reserve(batch, cfg.reservation_expiry_seconds)
+            expires = self._clock() + cfg.reservation_expiry_seconds
+            self.metrics.inc("jobs_reserved", len(res.reserved))
+            self.metrics.inc("jobs_not_reserved", len(res.not_reserved))
+            for uuid in res.not_reserved:
+                self._emit(EventKind.NOT_RESERVED, uuid, "not reserved (taken or gone)")
+            reserved = [u for u in res.reserved if u in by_id and u not in self._flights]
+            for uuid in reserved:
+                self._flights[uuid] = _Flight(by_id[uuid], expires)
+                self._emit(EventKind.RESERVED, uuid, "reserved")
+                self._note(uuid, f"Reserved by stack {cfg.key}")
+            self.metrics.set_in_flight(len(self._flights))
+            tokens: dict[str, Secret | None] = dict.fromkeys(reserved)
+            if cfg.issue_tokens and reserved:
+                tokens = await self._issue_tokens(reserved)
+            for uuid, token in tokens.items():
+                task = asyncio.create_task(self._dispatch(self._flights[uuid].job, token))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _issue_tokens(self, uuids: list[str]) -> dict[str, Secret | None]:
+        try:
+            issued = await self._api.tokens(uuids, self.config.token_lifetime_seconds)
+        except StacksAPIError as exc:
+            if isinstance(exc, AuthenticationError):
+                raise
+            self._log.error("job acquisition tokens failed for %d jobs: %s", len(uuids), exc)
+            for uuid in uuids:  # their reservations lapse and they return to the queue
+                self._emit(EventKind.TOKEN_NOT_ISSUED, uuid, f"no acquisition token: {exc}")
+                self._release(uuid)
+            return {}
+        out: dict[str, Secret | None] = {
+            t.job_uuid: t.job_acquisition_token
+            for t in issued.job_acquisition_tokens
+            if t.job_uuid in self._flights
+        }
+        for uuid in [*issued.not_issued, *(u for u in uuids if u not in out)]:
+            if uuid in self._flights:
+                self._emit(EventKind.TOKEN_NOT_ISSUED, uuid, "no acquisition token issued")
+                self._release(uuid)
+        return out
+
+    async def _dispatch(self, job: ScheduledJob, token: Secret | None) -> None:
+        cfg, uuid = self.config, job.id
+        request = DispatchRequest(job, cfg.key, cfg.queue_key, token)
+        flight = self._flights.get(uuid)
+        if flight is None:
+            return
+        flight.dispatched = True
+        try:
+            await self.dispatcher.dispatch(request)
+        except DispatchError as exc:
+            detail = f"The stack could not start an agent for this job: {exc}"
+        except Exception as exc:
+            self._log.exception("job %s: dispatcher raised", uuid)
+            detail = f"The stack's dispatcher failed: {type(exc).__name__}: {exc}"
+        else:
+            self.metrics.inc("jobs_dispatched")
+            wait = (dt.datetime.now(dt.UTC) - _aware(job.scheduled_at)).total_seconds()
+            self.metrics.observe_dispatch_wait(wait)
+            self._emit(EventKind.DISPATCHED, uuid, "dispatched", wait=wait)
+            self._note(uuid, f"Stack {cfg.key} is starting an agent")
+            return
+        self.metrics.inc("dispatch_failures")
+        self._emit(EventKind.DISPATCH_FAILED, uuid, detail)
+        await self._finish(uuid, detail)
+        self._release(uuid)
+
+    # --- watching in-flight work ------------------------------------------------------------
+
+    async def _watch_loop(self) -> None:
+        assert self._wake_watch is not None
+        cfg = self.config
+        next_check = 0.0
+        tick = min(cfg.state_check_interval, 1.0)
+        while True:
+            self._wake_watch.clear()
+            now = self._clock()
+            try:
+                await self._renew(now)
+                if now >= next_check or self._verify:
+                    next_check = now + cfg.state_check_interval
+                    await self._check_states()
+            except StacksAPIError as exc:
+                if isinstance(exc, AuthenticationError):
+                    raise _Fatal(f"checking jobs failed permanently: {exc}", exc) from exc
+                self._emit(EventKind.API_ERROR, message=f"watch failed (will retry): {exc}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_watch.wait(), tick)
+
+    async def _renew(self, now: float) -> None:
+        cfg = self.config
+        expiries = {
+            u: f.expires_at
+            for u, f in self._flights.items()
+            if f.expires_at is not None and not f.started and not f.cancelled
+        }
+        due = renewals_due(expiries, now=now, margin=cfg.renew_margin)
+        for batch in chunks(due):
+            res = await self._api.reserve(batch, cfg.reservation_expiry_seconds)
+            expires = self._clock() + cfg.reservation_expiry_seconds
+            for uuid in res.reserved:
+                if (flight := self._flights.get(uuid)) is not None:
+                    flight.expires_at = expires
+                    self.metrics.inc("reservations_renewed")
+                    self._emit(EventKind.RENEWED, uuid, "reservation renewed")
+            for uuid in res.not_reserved:  # taken by an agent, cancelled, or lost: ask
+                if (flight := self._flights.get(uuid)) is not None:
+                    flight.expires_at = None
+                    self._verify.add(uuid)
+
+    async def _check_states(self) -> None:
+        uuids = sorted(
+            {u for u, f in self._flights.items() if not f.started or f.ended} | self._verify
+        )
+        self._verify.clear()
+        for batch in chunks(uuids):
+            states = (await self._api.states(batch)).states
+            for uuid in batch:
+                await self._apply_state(uuid, states.get(uuid))
+
+    async def _apply_state(self, uuid: str, state: str | None) -> None:
+        flight = self._flights.get(uuid)
+        if flight is None:
+            return
+        if state in _AGENT_OWNED and not flight.started:
+            flight.started, flight.expires_at = True, None
+            self._emit(EventKind.STARTED, uuid, f"agent took the job ({state})")
+        if flight.ended is not None:
+            if state in _HELD and not flight.started:
+                detail = _failure_detail(flight.ended)
+                await self._finish(uuid, detail)
+            self._release(uuid)
+            return
+        if flight.started:
+            return
+        if state in _CANCELLING:
+            self.metrics.inc("jobs_cancelled")
+            self._emit(EventKind.CANCELLED, uuid, f"job {state} in Buildkite; tearing down")
+            await self._cancel_work(uuid, f"the job was {state}")
+        elif (
+            state is None or state in _TERMINAL or state == JobState.SCHEDULED
+        ) and flight.expires_at is None:
+            self._emit(EventKind.LOST, uuid, f"reservation lost (state {state})")
+            await self._cancel_work(uuid, f"the reservation was lost (state {state})")
+
+    async def _cancel_work(self, uuid: str, reason: str) -> None:
+        flight = self._flights.get(uuid)
+        if flight is None or flight.cancelled:
+            return
+        flight.cancelled, flight.expires_at = True, None
+        self._note(uuid, f"Stack {self.config.key} stopped provisioning: {reason}")
+        if not flight.dispatched:
+            self._release(uuid)
+            return
+        try:
+            await self.dispatcher.cancel(uuid, reason)
+        except Exception:
+            self._log.exception("job %s: dispatcher cancel failed", uuid)
+            self._release(uuid)
+
+    async def _finish(self, uuid: str, detail: str) -> None:
+        if uuid in self._finished:
+            return
+        self._finished.add(uuid)
+        detail = crop_detail(detail)
+        try:
+            await self._api.finish(uuid, detail, -1, "stack_error")
+        except StacksAPIError as exc:
+            if isinstance(exc, AuthenticationError):
+                raise
+            self._log.error("job %s: finish failed: %s", uuid, exc)
+            return
+        self.metrics.inc("jobs_finished_by_stack")
+        self._emit(EventKind.FINISHED_BY_STACK, uuid, detail, exit_status=-1,
+                   signal_reason="stack_error", detail=detail)  # fmt: skip
+
+    def _release(self, uuid: str) -> None:
+        if self._flights.pop(uuid, None) is None:
+            return
+        self._notes.forget(uuid)
+        self.metrics.set_in_flight(len(self._flights))
+        if self._wake_poll is not None:
+            self._wake_poll.set()
+
+    # --- notifications ----------------------------------------------------------------------
+
+    def _note(self, uuid: str, detail: str) -> None:
+        if self.config.notifications:
+            self._notes.add(uuid, detail, dt.datetime.now(dt.UTC))
+
+    async def _notify_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            await self._flush_notifications(final=False)
+
+    async def _flush_notifications(self, *, final: bool) -> None:
+        while self._notes:
+            batch = self._notes.take()
+            try:
+                result = await self._api.notify(batch)
+            except StacksAPIError as exc:
+                self._log.warning("notifications dropped (%d): %s", len(batch), exc)
+                if not final and isinstance(exc, AuthenticationError):
+                    raise _Fatal(f"notifications failed permanently: {exc}", exc) from exc
+                continue
+            for err in result.errors:
+                self._log.debug("notifications %s rejected: %s", list(err.indexes), err.error)
+            if not final:
+                return
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _rate_limited(self, endpoint: str, exc: RateLimitError) -> None:
+        self._emit(EventKind.RATE_LIMITED, message=f"{endpoint}: 429, waiting {exc.retry_after}s")
+
+    def _emit(self, kind: EventKind, job_uuid: str | None = None, message: str = "",
+              **data: Any) -> None:  # fmt: skip
+        level = logging.WARNING if kind in _WARN_EVENTS else logging.DEBUG
+        if self._log.isEnabledFor(level):
+            prefix = f"job {job_uuid}: " if job_uuid else ""
+            self._log.log(level, "%s%s", prefix, message or kind.value,
+                          extra={"job_uuid": job_uuid, "event": kind.value})  # fmt: skip
+        if self._on_event is not None:
+            try:
+                self._on_event(StackEvent(kind, job_uuid, message, data))
+            except Exception:
+                self._log.exception("on_event callback raised")
+
+
+_WARN_EVENTS = frozenset(
+    {EventKind.DISPATCH_FAILED, EventKind.RATE_LIMITED, EventKind.API_ERROR, EventKind.LOST}
+)
+
+
+def _failure_detail(ended: AgentExit) -> str:
+    head = ended.error or f"The agent exited with status {ended.exit_status} before taking the job"
+    output = ended.output.strip()
+    return f"{head}.\nLast output:\n{output}" if output else f"{head} (no output)."
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _adopted_job(uuid: str) -> ScheduledJob:
+    return ScheduledJob(id=uuid, scheduled_at=dt.datetime.now(dt.UTC))
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+async def _cancel_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

@@ -1,0 +1,252 @@
+"""``SubprocessDispatcher``: one local agent process per job.
+
+The command template (by default ``buildkite-agent start --acquire-job {job_uuid}``) is run
+without a shell, in its own process group (so cancel kills the agent and everything it started),
+with the job acquisition token in ``BUILDKITE_AGENT_TOKEN`` and the uuid in
+``BUILDKITE_AGENT_ACQUIRE_JOB``: never on the command line, never the cluster token (which is
+removed from the inherited environment). Each job gets a working directory and a log file; a pid
+file lets a restarted stack adopt agents that are still running instead of starting them twice.
+
+Layout under ``work_dir`` (a fresh temporary directory when not configured)::
+
+    jobs/<uuid>/      the agent's working directory
+    logs/<uuid>.log   its combined stdout and stderr (or under ``log_dir``)
+    pids/<uuid>.pid   its pid while it runs
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import signal
+import tempfile
+from collections.abc import Collection
+from pathlib import Path
+
+from ._config import SubprocessConfig
+from ._dispatcher import AgentExit, DispatchError, DispatchRequest, DispatchSink
+
+__all__ = ["SubprocessDispatcher"]
+
+_log = logging.getLogger("stacksapi.stack")
+_SECRET = re.compile(r"\b(bkjat_|bkct_|bkaa_|bkua_)[A-Za-z0-9_\-]+")
+_STRIPPED_ENV = ("BUILDKITE_CLUSTER_TOKEN", "BUILDKITE_AGENT_TOKEN", "BUILDKITE_AGENT_ACQUIRE_JOB")
+_TAIL_BYTES = 64 * 1024
+
+
+def _redact(text: str) -> str:
+    return _SECRET.sub(lambda m: m.group(1) + "[REDACTED]", text)
+
+
+class SubprocessDispatcher:
+    """Runs ``config.command`` once per job as a local process. See the module docstring."""
+
+    def __init__(self, config: SubprocessConfig | None = None) -> None:
+        self.config = config or SubprocessConfig()
+        self._root: Path | None = None
+        self._sink: DispatchSink | None = None
+        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._cancel_reason: dict[str, str] = {}
+        self._agent_token: str | None = None
+
+    @property
+    def work_dir(self) -> Path:
+        """The root directory (created by :meth:`start`)."""
+        if self._root is None:
+            raise RuntimeError("SubprocessDispatcher.start() has not run")
+        return self._root
+
+    def log_path(self, job_uuid: str) -> Path:
+        """Where the agent for ``job_uuid`` writes its output."""
+        base = Path(self.config.log_dir) if self.config.log_dir else self.work_dir / "logs"
+        return base / f"{_safe(job_uuid)}.log"
+
+    async def start(self, sink: DispatchSink) -> Collection[str]:
+        """Create the directories and adopt agents still running from a previous run."""
+        self._sink = sink
+        if self.config.agent_token_env:
+            self._agent_token = os.environ.get(self.config.agent_token_env) or None
+        self._root, running = _prepare(self.config)
+        for uuid, pid in running.items():
+            self._watchers[uuid] = asyncio.create_task(self._watch_adopted(uuid, pid))
+        return list(running)
+
+    def _argv(self, request: DispatchRequest, cwd: Path) -> list[str]:
+        values = {
+            "job_uuid": request.job_uuid,
+            "stack_key": request.stack_key,
+            "queue_key": request.queue_key,
+            "work_dir": str(cwd),
+        }
+        return [word.format_map(values) for word in self.config.command]
+
+    def _env(self, request: DispatchRequest) -> dict[str, str]:
+        if self.config.inherit_env:
+            env = dict(os.environ)
+        else:
+            env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+        for name in _STRIPPED_ENV:
+            env.pop(name, None)
+        env.update(self.config.env)
+        env.update(request.env)
+        if request.token is not None:
+            token = request.token.get_secret_value()
+        elif self._agent_token is not None:
+            token = self._agent_token
+        else:
+            raise DispatchError(
+                "no job acquisition token was issued and no agent token is configured "
+                "(set subprocess.agent_token_env to use an explicit agent token)"
+            )
+        env["BUILDKITE_AGENT_ACQUIRE_JOB"] = request.job_uuid
+        env["BUILDKITE_AGENT_TOKEN"] = token
+        return env
+
+    async def dispatch(self, request: DispatchRequest) -> None:
+        """Start the agent process; raise :class:`DispatchError` if it cannot be started."""
+        uuid = request.job_uuid
+        if uuid in self._procs or uuid in self._watchers:
+            raise DispatchError(f"an agent for job {uuid} is already running here")
+        cwd = self.work_dir / "jobs" / _safe(uuid)
+        argv = self._argv(request, cwd)
+        env = self._env(request)
+        log_path = self.log_path(uuid)
+        try:
+            cwd.mkdir(parents=True, exist_ok=True)
+            with log_path.open("ab") as log:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    cwd=cwd,
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            raise DispatchError(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
+        self._procs[uuid] = proc
+        (self.work_dir / "pids" / f"{_safe(uuid)}.pid").write_text(f"{proc.pid}\n")
+        self._watchers[uuid] = asyncio.create_task(self._watch(uuid, proc))
+        _log.info("job %s: agent started (pid %d, log %s)", uuid, proc.pid, log_path)
+
+    async def _watch(self, uuid: str, proc: asyncio.subprocess.Process) -> None:
+        status = await proc.wait()
+        self._procs.pop(uuid, None)
+        self._watchers.pop(uuid, None)
+        (self.work_dir / "pids" / f"{_safe(uuid)}.pid").unlink(missing_ok=True)
+        reason = self._cancel_reason.pop(uuid, None)
+        output = self._tail(uuid)
+        _log.info("job %s: agent exited with status %s", uuid, status)
+        if self._sink is not None:
+            error = f"The agent was stopped: {reason}" if reason else None
+            self._sink.agent_ended(AgentExit(uuid, status, output, error))
+
+    async def _watch_adopted(self, uuid: str, pid: int) -> None:
+        while True:
+            if not _alive(pid, uuid):
+                break
+            await asyncio.sleep(0.5)
+        self._watchers.pop(uuid, None)
+        (self.work_dir / "pids" / f"{_safe(uuid)}.pid").unlink(missing_ok=True)
+        if self._sink is not None:
+            self._sink.agent_ended(AgentExit(uuid, None, self._tail(uuid)))
+
+    def _tail(self, uuid: str) -> str:
+        try:
+            with self.log_path(uuid).open("rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - _TAIL_BYTES))
+                data = f.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+        lines = data.splitlines()[-self.config.output_tail_lines :]
+        return _redact("\n".join(lines))
+
+    async def cancel(self, job_uuid: str, reason: str) -> None:
+        """Kill the agent's process group: SIGTERM, then SIGKILL after ``kill_grace``."""
+        proc = self._procs.get(job_uuid)
+        if proc is None:
+            if job_uuid not in self._watchers and self._sink is not None:
+                self._sink.agent_ended(AgentExit(job_uuid, None, "", f"cancelled: {reason}"))
+            return
+        self._cancel_reason[job_uuid] = reason
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), self.config.kill_grace)
+        except TimeoutError:
+            _signal_group(proc.pid, signal.SIGKILL)
+
+    async def shutdown(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for running agents; those still running are left to
+        finish their jobs (a restarted stack with the same ``work_dir`` adopts them)."""
+        watchers = list(self._watchers.values())
+        if watchers and grace > 0:
+            await asyncio.wait(watchers, timeout=grace)
+        for task in list(self._watchers.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._watchers.clear()
+        self._procs.clear()
+
+
+def _prepare(config: SubprocessConfig) -> tuple[Path, dict[str, int]]:
+    """Create the directories; return the root and the agents still running (uuid -> pid)."""
+    if config.work_dir:
+        root = Path(config.work_dir).resolve()
+    else:
+        root = Path(tempfile.mkdtemp(prefix="stacksapi-stack-"))
+    for sub in ("jobs", "logs", "pids"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    if config.log_dir:
+        Path(config.log_dir).mkdir(parents=True, exist_ok=True)
+    running: dict[str, int] = {}
+    for pid_file in sorted((root / "pids").glob("*.pid")):
+        uuid, pid = pid_file.stem, _read_pid(pid_file)
+        if pid is not None and _alive(pid, uuid):
+            running[uuid] = pid
+        else:
+            pid_file.unlink(missing_ok=True)
+    return root, running
+
+
+def _safe(uuid: str) -> str:
+    """A uuid as a file name (job uuids are hex and dashes; anything else is replaced)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", uuid)[:200] or "_"
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int, uuid: str) -> bool:
+    """True when ``pid`` runs and (where /proc exists) is the agent of ``uuid``."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path(f"/proc/{pid}")
+    if not proc.exists():
+        return True
+    try:
+        if (proc / "stat").read_text().split(") ")[-1].startswith("Z"):
+            return False
+        environ = (proc / "environ").read_bytes()
+    except OSError:
+        return True
+    return f"BUILDKITE_AGENT_ACQUIRE_JOB={uuid}".encode() in environ
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
