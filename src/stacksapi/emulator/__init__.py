@@ -1,0 +1,80 @@
+"""A local emulator of Buildkite's Stacks API: state, ASGI app, server, pytest fixtures.
+
+``Emulator`` holds the state and the Python driving methods; ``create_app`` serves it as an ASGI
+app (starlette); ``EmulatorServer`` runs that app with uvicorn in a background thread. Names are
+imported on first use, so ``import stacksapi.emulator`` stays cheap and needs no extras until a
+server is wanted.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._app import create_app
+    from ._clock import Clock, ManualClock, SystemClock
+    from ._jobs import (
+        FinishRecord,
+        JobInfo,
+        JobSpec,
+        NotificationRecord,
+        ReservationRecord,
+        TokenRecord,
+        Transition,
+        mask_token,
+    )
+    from ._reply import EmulatorError
+    from ._server import EmulatorServer
+    from ._state import Emulator, QueueInfo
+
+__all__ = [
+    "Clock",
+    "Emulator",
+    "EmulatorError",
+    "EmulatorServer",
+    "FinishRecord",
+    "JobInfo",
+    "JobSpec",
+    "ManualClock",
+    "NotificationRecord",
+    "QueueInfo",
+    "ReservationRecord",
+    "SystemClock",
+    "TokenRecord",
+    "Transition",
+    "create_app",
+    "mask_token",
+]
+
+_WHERE = {
+    "Clock": "._clock",
+    "ManualClock": "._clock",
+    "SystemClock": "._clock",
+    "Emulator": "._state",
+    "QueueInfo": "._state",
+    "EmulatorError": "._reply",
+    "EmulatorServer": "._server",
+    "create_app": "._app",
+    "FinishRecord": "._jobs",
+    "JobInfo": "._jobs",
+    "JobSpec": "._jobs",
+    "NotificationRecord": "._jobs",
+    "ReservationRecord": "._jobs",
+    "TokenRecord": "._jobs",
+    "Transition": "._jobs",
+    "mask_token": "._jobs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

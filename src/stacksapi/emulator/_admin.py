@@ -1,0 +1,192 @@
+"""The admin HTTP API under ``/_emulator/``: Buildkite's side of the emulator, over HTTP.
+
+Each route mirrors a Python method of :class:`Emulator` and is protected by the emulator's admin
+token (``Authorization: Token <admin token>``), never a cluster token. JSON in and out; errors
+are ``{"message": ...}`` like the Stacks API.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ._clock import ManualClock, to_datetime
+from ._http import read_body, request_token
+from ._jobs import JobSpec
+from ._reply import EmulatorError, encode
+from ._state import Emulator
+
+__all__ = ["AdvanceClockRequest", "BulkJobsRequest", "CreateQueueRequest", "admin_routes"]
+
+log = logging.getLogger("stacksapi.emulator")
+
+MAX_ADMIN_BODY_BYTES = 256 * 1024 * 1024
+
+
+class BulkJobsRequest(msgspec.Struct, kw_only=True, frozen=True):
+    """``jobs``: specs to create; or ``count`` copies of ``spec``."""
+
+    jobs: list[JobSpec] | None = None
+    count: int | None = None
+    spec: JobSpec | None = None
+
+
+class CreateQueueRequest(msgspec.Struct, kw_only=True, frozen=True):
+    key: str
+
+
+class AdvanceClockRequest(msgspec.Struct, kw_only=True, frozen=True):
+    seconds: float
+
+
+Op = Callable[[Emulator, Request], Awaitable[tuple[int, Any]]]
+
+
+def _decode(body: bytes, type_: type[Any]) -> Any:
+    try:
+        return msgspec.json.decode(body or b"{}", type=type_)
+    except msgspec.ValidationError as exc:
+        raise EmulatorError(400, f"request body: {exc}") from None
+    except msgspec.DecodeError:
+        raise EmulatorError(400, "request body: malformed JSON") from None
+
+
+def _wrap(em: Emulator, op: Op) -> Callable[[Request], Awaitable[Response]]:
+    async def handler(request: Request) -> Response:
+        try:
+            token = request_token(request)
+            if token is None or not em.is_admin_token(token):
+                raise EmulatorError(401, "admin API: missing or invalid admin token")
+            if request.method in ("POST", "PUT"):
+                request.state.body = await read_body(request, MAX_ADMIN_BODY_BYTES)
+            status, payload = await op(em, request)
+        except EmulatorError as exc:
+            return Response(exc.body(), status_code=exc.status, media_type="application/json")
+        except Exception:
+            log.exception("emulator admin error")
+            body = encode({"message": "internal emulator error"})
+            return Response(body, status_code=500, media_type="application/json")
+        if status == 204:
+            return Response(status_code=204)
+        return Response(encode(payload), status_code=status, media_type="application/json")
+
+    return handler
+
+
+async def _overview(em: Emulator, request: Request) -> tuple[int, Any]:
+    with em.lock:
+        return 200, {
+            "jobs": len(em.jobs),
+            "queues": em.list_queues(),
+            "stacks": em.list_stacks(),
+            "now": to_datetime(em.now()),
+            "rate_limits": em.rate_limits_enabled,
+        }
+
+
+async def _create_job(em: Emulator, request: Request) -> tuple[int, Any]:
+    spec = _decode(request.state.body, JobSpec)
+    return 201, {"id": em.create_job(spec)}
+
+
+async def _create_jobs(em: Emulator, request: Request) -> tuple[int, Any]:
+    bulk: BulkJobsRequest = _decode(request.state.body, BulkJobsRequest)
+    if bulk.jobs is not None:
+        return 201, {"ids": em.create_jobs(bulk.jobs)}
+    if bulk.count is None:
+        raise EmulatorError(400, "request body: give `jobs` (a list) or `count` (and `spec`)")
+    if not 0 <= bulk.count <= 1_000_000:
+        raise EmulatorError(422, "count: must be between 0 and 1000000")
+    return 201, {"ids": em.create_jobs(bulk.count, bulk.spec)}
+
+
+async def _list_jobs(em: Emulator, request: Request) -> tuple[int, Any]:
+    q = request.query_params
+    limit = q.get("limit")
+    try:
+        size = None if limit is None else int(limit)
+    except ValueError:
+        raise EmulatorError(400, "limit: must be an integer") from None
+    jobs = em.list_jobs(queue=q.get("queue"), state=q.get("state"), limit=size)
+    return 200, {"jobs": jobs}
+
+
+async def _job(em: Emulator, request: Request) -> tuple[int, Any]:
+    return 200, em.job(request.path_params["job_id"])
+
+
+async def _cancel(em: Emulator, request: Request) -> tuple[int, Any]:
+    return 200, {"state": em.cancel_job(request.path_params["job_id"])}
+
+
+async def _queues(em: Emulator, request: Request) -> tuple[int, Any]:
+    return 200, {"queues": em.list_queues()}
+
+
+async def _create_queue(em: Emulator, request: Request) -> tuple[int, Any]:
+    req: CreateQueueRequest = _decode(request.state.body, CreateQueueRequest)
+    return 201, em.create_queue(req.key)
+
+
+async def _pause(em: Emulator, request: Request) -> tuple[int, Any]:
+    return 200, em.pause_queue(request.path_params["key"])
+
+
+async def _resume(em: Emulator, request: Request) -> tuple[int, Any]:
+    return 200, em.resume_queue(request.path_params["key"])
+
+
+async def _stacks(em: Emulator, request: Request) -> tuple[int, Any]:
+    return 200, {"stacks": em.list_stacks()}
+
+
+async def _counters(em: Emulator, request: Request) -> tuple[int, Any]:
+    counts = em.counters()
+    return 200, {
+        "counters": {name: {str(s): n for s, n in per.items()} for name, per in counts.items()}
+    }
+
+
+async def _reset(em: Emulator, request: Request) -> tuple[int, Any]:
+    em.reset()
+    return 204, None
+
+
+async def _advance(em: Emulator, request: Request) -> tuple[int, Any]:
+    req: AdvanceClockRequest = _decode(request.state.body, AdvanceClockRequest)
+    if not isinstance(em.clock, ManualClock):
+        raise EmulatorError(409, "clock: this emulator runs on the system clock")
+    if req.seconds < 0:
+        raise EmulatorError(422, "seconds: must be >= 0")
+    now = em.clock.advance(req.seconds)
+    return 200, {"now": to_datetime(now)}
+
+
+def admin_routes(em: Emulator) -> list[BaseRoute]:
+    """The routes mounted at ``/_emulator``."""
+
+    def route(path: str, op: Op, method: str) -> Route:
+        return Route(path, _wrap(em, op), methods=[method])
+
+    return [
+        route("/", _overview, "GET"),
+        route("/jobs", _create_job, "POST"),
+        route("/jobs", _list_jobs, "GET"),
+        route("/jobs/bulk", _create_jobs, "POST"),
+        route("/jobs/{job_id}", _job, "GET"),
+        route("/jobs/{job_id}/cancel", _cancel, "POST"),
+        route("/queues", _queues, "GET"),
+        route("/queues", _create_queue, "POST"),
+        route("/queues/{key}/pause", _pause, "POST"),
+        route("/queues/{key}/resume", _resume, "POST"),
+        route("/stacks", _stacks, "GET"),
+        route("/counters", _counters, "GET"),
+        route("/reset", _reset, "POST"),
+        route("/clock/advance", _advance, "POST"),
+    ]

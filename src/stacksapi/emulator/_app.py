@@ -1,0 +1,223 @@
+"""The ASGI app (starlette): Stacks API and agent routes in ``/v3/``, admin in ``/_emulator/``.
+
+Routing of the Stacks API goes through the shared endpoint table (``match_endpoint``), so the
+emulator answers exactly the paths the clients build. Each response is counted per endpoint and
+status; Stacks API responses carry ``RateLimit-*`` headers. Nothing reaches a client as a 500
+or a dropped connection because of what the client sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Sequence
+from urllib.parse import unquote
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from stacksapi._endpoints import Endpoint, match_endpoint
+from stacksapi._models import (
+    JobUUIDsRequest,
+    NotificationsRequest,
+    RegisterStackRequest,
+    ReserveJobsRequest,
+    TokensRequest,
+)
+
+from . import _agentapi as agentapi
+from . import _api as api
+from ._admin import admin_routes
+from ._http import MAX_BODY_BYTES, read_body, request_token
+from ._ratelimit import RateDecision
+from ._reply import EmulatorError, encode
+from ._state import Emulator
+
+__all__ = ["MAX_BODY_BYTES", "create_app", "read_body", "request_token"]
+
+log = logging.getLogger("stacksapi.emulator")
+
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_AGENT_ROUTE = re.compile(r"^jobs/(?P<uuid>[^/]+)/(?P<action>acquire|start|log|state|finish)$")
+_AGENT_METHODS = {"acquire": "POST", "start": "PUT", "log": "POST", "state": "GET", "finish": "PUT"}
+JSON = "application/json"
+
+
+def _json(status: int, content: bytes, headers: dict[str, str] | None = None) -> Response:
+    if status == 204:
+        return Response(status_code=204, headers=headers)
+    return Response(content, status_code=status, headers=headers, media_type=JSON)
+
+
+class _Api:
+    """Handlers of ``/v3/...``: the Stacks API (by the endpoint table) and the agent routes."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.em = emulator
+
+    async def handle(self, request: Request) -> Response:
+        raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+        rel = raw.split(b"?", 1)[0].decode("latin-1")
+        rel = rel[rel.find("/v3/") + 4 :] if "/v3/" in rel else ""
+        agent = _AGENT_ROUTE.match(rel)
+        if agent is not None and request.method == _AGENT_METHODS[agent["action"]]:
+            return await self._guard(f"agent_{agent['action']}", self._agent(request, agent))
+        found = match_endpoint(request.method, rel)
+        if found is None:
+            self.em.record_response("unknown", 404)
+            message = f"no such endpoint: {request.method} /v3/{rel}"
+            return _json(404, encode({"message": message}))
+        endpoint, params = found
+        return await self._guard(endpoint.name, self._stacks(request, endpoint, params))
+
+    async def _guard(
+        self, name: str, work: Awaitable[tuple[int, bytes, dict[str, str]]]
+    ) -> Response:
+        try:
+            status, content, headers = await work
+        except EmulatorError as exc:
+            status, content, headers = exc.status, exc.body(), exc.headers
+        except Exception:
+            log.exception("emulator error in %s", name)
+            status, content, headers = 500, encode({"message": "internal emulator error"}), {}
+        self.em.record_response(name, status)
+        return _json(status, content, headers)
+
+    async def _stacks(
+        self, request: Request, endpoint: Endpoint, params: dict[str, str]
+    ) -> tuple[int, bytes, dict[str, str]]:
+        em = self.em
+        key = params.get("key", "")
+        token = request_token(request)
+        if token is None or not em.is_cluster_token(token):
+            decision = em.rate(key, endpoint.scope, count=False)
+            message = "missing Authorization: Token header" if token is None else "invalid token"
+            raise _with_headers(EmulatorError(401, message), decision)
+        body = await read_body(request) if request.method in ("POST", "PUT") else b""
+        register: RegisterStackRequest | None = None
+        if endpoint.name == "register_stack":
+            register = api.decode_body(body, RegisterStackRequest)
+            key = register.key
+        decision = em.rate(key, endpoint.scope)
+        if decision is not None and not decision.allowed:
+            raise _with_headers(_too_many(decision), decision)
+        headers = decision.headers() if decision is not None else {}
+        try:
+            status, content = self._run(
+                request,
+                name=endpoint.name,
+                key=key,
+                params=params,
+                body=body,
+                register=register,
+                token=token,
+            )
+        except EmulatorError as exc:
+            raise _with_headers(exc, decision) from None
+        return status, content, headers
+
+    def _run(
+        self,
+        request: Request,
+        *,
+        name: str,
+        key: str,
+        params: dict[str, str],
+        body: bytes,
+        register: RegisterStackRequest | None,
+        token: str,
+    ) -> tuple[int, bytes]:
+        em = self.em
+        if register is not None:
+            status, stack = api.register_stack(em, register)
+            return status, encode(stack)
+        if name == "list_scheduled_jobs":
+            q = request.query_params
+            return 200, api.list_scheduled_jobs(
+                em, key, q.get("queue_key"), q.get("limit"), q.get("after")
+            )
+        if name == "get_job":
+            return 200, encode(api.get_job(em, key, params["uuid"]))
+        if name == "deregister_stack":
+            api.deregister_stack(em, key)
+            return 204, b""
+        if name == "batch_reserve_jobs":
+            reserve = api.decode_body(body, ReserveJobsRequest)
+            return 200, encode(api.reserve_jobs(em, key, reserve))
+        if name == "get_job_states":
+            return 200, encode(api.get_job_states(em, key, api.decode_body(body, JobUUIDsRequest)))
+        if name == "finish_job":
+            finish = api.decode_body(body, api.FinishBody)
+            api.finish_job(em, key, params["uuid"], finish)
+            return 200, b"{}"
+        if name == "create_stack_notifications":
+            notes = api.decode_body(body, NotificationsRequest)
+            return 200, encode(api.notify(em, key, notes))
+        if name == "issue_job_acquisition_tokens":
+            tokens = api.decode_body(body, TokensRequest)
+            return 201, encode(api.issue_tokens(em, key, tokens))
+        if name == "get_token":
+            return 200, encode(api.get_token(em, token))
+        raise EmulatorError(404, f"endpoint {name} is not emulated")
+
+    async def _agent(
+        self, request: Request, match: re.Match[str]
+    ) -> tuple[int, bytes, dict[str, str]]:
+        em = self.em
+        job_id = unquote(match["uuid"])
+        action = match["action"]
+        token = request_token(request)
+        if token is None:
+            raise EmulatorError(401, "missing Authorization: Token header")
+        body = await read_body(request) if request.method in ("POST", "PUT") else b""
+        if action == "acquire":
+            return 200, encode(agentapi.acquire(em, job_id, token)), {}
+        if action == "start":
+            return 200, encode(agentapi.agent_start(em, job_id, token)), {}
+        if action == "state":
+            return 200, encode(agentapi.agent_state(em, job_id, token)), {}
+        if action == "log":
+            chunk = api.decode_body(body, agentapi.AgentLogRequest)
+            agentapi.agent_log(em, job_id, token, chunk)
+            return 200, b"{}", {}
+        finish = api.decode_body(body, agentapi.AgentFinishRequest)
+        return 200, encode(agentapi.agent_finish(em, job_id, token, finish)), {}
+
+
+def _too_many(decision: RateDecision) -> EmulatorError:
+    return EmulatorError(
+        429,
+        f"rate limit exceeded for scope {decision.scope}: {decision.limit} requests per second",
+        extra={
+            "scope": decision.scope,
+            "limit": decision.limit,
+            "current": decision.current,
+            "reset": max(1, round(decision.reset + 0.4999)),
+        },
+    )
+
+
+def _with_headers(exc: EmulatorError, decision: RateDecision | None) -> EmulatorError:
+    """Attach the ``RateLimit-*`` headers to an error response (kept out of its body)."""
+    if decision is not None:
+        exc.headers = decision.headers()
+    return exc
+
+
+async def _not_found(request: Request) -> Response:
+    return _json(404, encode({"message": f"no such endpoint: {request.method} {request.url.path}"}))
+
+
+def create_app(emulator: Emulator, *, middleware: Sequence[Middleware] = ()) -> Starlette:
+    """The ASGI app serving ``emulator``; ``middleware`` wraps it (fault injection goes here)."""
+    routes: list[BaseRoute] = [
+        Route("/v3/{path:path}", _Api(emulator).handle, methods=_METHODS),
+        Mount("/_emulator", routes=admin_routes(emulator)),
+        Route("/{path:path}", _not_found, methods=_METHODS),
+    ]
+    app = Starlette(routes=routes, middleware=list(middleware))
+    app.state.emulator = emulator
+    return app

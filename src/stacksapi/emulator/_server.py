@@ -1,0 +1,150 @@
+"""``EmulatorServer``: the emulator over real HTTP, uvicorn in a background thread.
+
+The listening socket is bound before the thread starts, so ``base_url`` is known at once and the
+server is ready as soon as uvicorn's loop accepts (well under a second).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from starlette.middleware import Middleware
+
+from ._app import create_app
+from ._state import Emulator
+
+__all__ = ["EmulatorServer"]
+
+_START_TIMEOUT = 10.0
+
+
+class EmulatorServer:
+    """Serve ``emulator`` (a new one when ``None``) on ``host:port`` (port 0: an ephemeral one).
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`. ``base_url`` ends in
+    ``/v3/`` (give it to a client with ``emulator.token``); ``admin_url`` ends in ``/_emulator/``
+    (use ``admin_token``).
+    """
+
+    def __init__(
+        self,
+        emulator: Emulator | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        middleware: Sequence[Middleware] = (),
+        log_level: str = "warning",
+    ) -> None:
+        self.emulator = emulator if emulator is not None else Emulator()
+        self.host = host
+        self.app = create_app(self.emulator, middleware=middleware)
+        self._requested_port = port
+        self._log_level = log_level
+        self._socket: socket.socket | None = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` without a path."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The Stacks API base, ending in ``/v3/``."""
+        return f"{self.url}/v3/"
+
+    @property
+    def admin_url(self) -> str:
+        """The admin API base, ending in ``/_emulator/``."""
+        return f"{self.url}/_emulator/"
+
+    @property
+    def token(self) -> str:
+        """A cluster token the emulator accepts."""
+        return self.emulator.token
+
+    @property
+    def admin_token(self) -> str:
+        return self.emulator.admin_token
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> EmulatorServer:
+        """Bind, start serving in a daemon thread and wait until it accepts connections."""
+        if self._thread is not None:
+            raise RuntimeError("EmulatorServer: already started")
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self._requested_port))
+        sock.listen(2048)
+        sock.setblocking(False)
+        self._socket = sock
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            log_level=self._log_level,
+            lifespan="off",
+            access_log=False,
+            ws="none",
+            timeout_graceful_shutdown=1,
+            timeout_keep_alive=30,
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        thread = threading.Thread(
+            target=server.run,
+            kwargs={"sockets": [sock]},
+            name=f"stacksapi-emulator:{self.port}",
+            daemon=True,
+        )
+        self._thread = thread
+        thread.start()
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("EmulatorServer: uvicorn did not start")
+            time.sleep(0.002)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread (idempotent)."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.close()
+        self._thread = None
+        self._server = None
+        self._socket = None
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = self.base_url if self.running else "stopped"
+        return f"EmulatorServer({state})"
