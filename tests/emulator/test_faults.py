@@ -269,3 +269,28 @@ def test_middleware_object_is_for_starlette() -> None:
     cls, _args, kwargs = middleware
     assert cls is FaultMiddleware
     assert kwargs == {"config": config}
+
+
+def test_faults_through_emulator_server() -> None:
+    from stacksapi.emulator import Emulator, EmulatorServer
+
+    config = parse_fault_spec("get_job:503=1,get_token:429=1", seed=1)
+    emulator = Emulator(rate_limits=False)
+    job_id = emulator.create_job(command="true")
+    with (
+        EmulatorServer(emulator, middleware=[config.middleware()]) as server,
+        httpx2.Client(
+            base_url=server.url, headers={"Authorization": f"Token {server.token}"}
+        ) as http,
+    ):
+        assert http.get("/v3/token").status_code == 429
+        body = {"key": "f", "type": "custom", "queue_key": "__default__", "metadata": {}}
+        assert http.post("/v3/stacks/register", json=body).status_code == 201
+        assert http.get(f"/v3/stacks/f/jobs/{job_id}").status_code == 503
+        admin = {"Authorization": f"Token {server.admin_token}"}
+        assert http.get(f"/_emulator/jobs/{job_id}", headers=admin).status_code == 200
+        # Injected faults never reach the emulator: its own counters did not see them.
+        counters = server.emulator.counters()
+        assert "get_job" not in counters
+        assert "get_token" not in counters
+    assert config.counts() == {"get_job": {"503": 1}, "get_token": {"429": 1}}
