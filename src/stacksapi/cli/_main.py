@@ -18,6 +18,9 @@ from stacksapi._version import __version__
 
 from ._api_commands import deregister, finish, jobs, notify, register, reserve, token, tokens
 from ._common import EXIT_API_ERROR, env_flag, redact
+from ._demo import demo
+from ._emulator_commands import emulator
+from ._run import run
 
 __all__ = ["cli", "main"]
 
@@ -105,7 +108,19 @@ def cli(verbose: int) -> None:
         )
 
 
-for _command in (register, deregister, jobs, reserve, tokens, finish, notify, token):
+for _command in (
+    register,
+    deregister,
+    jobs,
+    reserve,
+    tokens,
+    finish,
+    notify,
+    token,
+    run,
+    demo,
+    emulator,
+):
     cli.add_command(_command)
 
 

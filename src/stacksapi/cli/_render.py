@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -37,8 +38,11 @@ _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE", re.IGNORECASE
 
 
 def console(*, stderr: bool = False) -> Console:
-    """A rich console on stdout (or stderr); plain text when not a terminal."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    """A rich console on stdout (or stderr); plain text, 120 columns, when not a terminal."""
+    out = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = 120
+    return out
 
 
 def to_plain(obj: object, *, show_secrets: bool = False) -> Any:

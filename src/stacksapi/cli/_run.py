@@ -1,0 +1,151 @@
+"""``stacksapi run --config stack.toml``: run a stack in the foreground until SIGINT/SIGTERM.
+
+The configuration comes from the TOML file, then ``STACKSAPI_STACK_*`` variables, then flags.
+A bad file (TOML syntax, an unknown key, a wrong type or range) is one line and exit 2 before
+anything is sent. A permanent API error stops the stack (it deregisters first) and exits 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import shlex
+from typing import Any
+
+import click
+
+from ._common import EXIT_USAGE, TOKEN_ENV, fail, redact
+from ._render import console
+
+__all__ = ["run"]
+
+
+def _event_printer(verbose: bool) -> Any:
+    out = console()
+    quiet_kinds = {"polled", "renewed"}
+
+    def on_event(event: Any) -> None:
+        kind = str(event.kind)
+        if kind in quiet_kinds and not verbose:
+            return
+        when = dt.datetime.fromtimestamp(event.time).strftime("%H:%M:%S")
+        job = f" job {event.job_uuid}" if event.job_uuid else ""
+        out.print(f"{when} {kind:<17}{job} {redact(event.message)}", highlight=False, markup=False)
+
+    return on_event
+
+
+@click.command()
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False),
+    help="TOML file with a [stack] table and an optional [subprocess] table.",
+)  # fmt: skip
+@click.option(
+    "--token", envvar=TOKEN_ENV, show_envvar=True, show_default=False, default=None,
+    metavar="TOKEN", help="Cluster token (bkct_…). Never read from the config file.",
+)  # fmt: skip
+@click.option(
+    "--base-url", default=None, metavar="URL",
+    help="API base URL; else the config's base_url, else STACKSAPI_BASE_URL, else Buildkite's.",
+)  # fmt: skip
+@click.option("--key", default=None, help="Override stack.key.")
+@click.option("--queue", "queue_key", default=None, help="Override stack.queue_key.")
+@click.option("--max-in-flight", type=int, default=None, help="Override stack.max_in_flight.")
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics here.")
+@click.option(
+    "--agent-command", default=None, metavar="CMD",
+    help="Override subprocess.command, e.g. 'buildkite-agent start --acquire-job {job_uuid}'.",
+)  # fmt: skip
+@click.option("--check", is_flag=True, help="Validate the configuration, print it, and exit.")
+@click.option("--all-events", is_flag=True, help="Also print polls and renewals.")
+def run(  # noqa: PLR0917 - click passes options by name
+    config_path: str,
+    token: str | None,
+    base_url: str | None,
+    key: str | None,
+    queue_key: str | None,
+    max_in_flight: int | None,
+    metrics_port: int | None,
+    agent_command: str | None,
+    check: bool,
+    all_events: bool,
+) -> None:
+    """Run a stack: poll, reserve, dispatch agents, until Ctrl-C or SIGTERM.
+
+    On SIGINT/SIGTERM the stack stops taking jobs, gives starting agents a grace
+    period and deregisters. Exit 0 after a requested stop, 1 after a permanent
+    API error, 2 for a bad configuration.
+
+    \b
+    Example stack.toml:
+      [stack]
+      key = "my-stack"
+      queue_key = "linux"
+      max_in_flight = 4
+      tags = { os = "linux" }
+      [subprocess]
+      command = ["buildkite-agent", "start", "--acquire-job", "{job_uuid}"]
+
+    \b
+    Examples:
+      stacksapi run --config stack.toml
+      stacksapi run --config stack.toml --check
+      stacksapi run --config stack.toml --max-in-flight 8 --metrics-port 9090
+    """
+    from stacksapi.stack import ConfigError, StackConfig
+    from stacksapi.stack import run_stack as run_stack_async
+
+    try:
+        config = StackConfig.from_toml(config_path).with_env(os.environ)
+        overrides: dict[str, Any] = {
+            "key": key,
+            "queue_key": queue_key,
+            "max_in_flight": max_in_flight,
+            "metrics_port": metrics_port,
+            "base_url": base_url,
+        }
+        if agent_command is not None:
+            overrides["subprocess"] = {"command": tuple(shlex.split(agent_command))}
+        config = config.with_overrides(**overrides)
+    except (ConfigError, ValueError, TypeError) as exc:
+        fail(f"bad configuration: {exc}", code=EXIT_USAGE, secrets=(token,))
+    if check:
+        _print_config(config)
+        return
+    if not token:
+        fail(
+            f"no token: pass --token or set {TOKEN_ENV} to a cluster token (bkct_…)",
+            code=EXIT_USAGE,
+        )
+    from stacksapi._errors import RequestValidationError
+
+    try:
+        result = asyncio.run(
+            run_stack_async(config, token=token, on_event=_event_printer(all_events))
+        )
+    except RequestValidationError as exc:
+        fail(f"bad setting: {exc}", code=EXIT_USAGE, secrets=(token,))
+    if not result.ok:
+        fail(f"the stack stopped: {result.reason}", secrets=(token,))
+
+
+def _print_config(config: Any) -> None:
+    import dataclasses
+
+    from ._render import emit_kv
+
+    flat: dict[str, object] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name == "subprocess":
+            for g in dataclasses.fields(value):
+                sub = getattr(value, g.name)
+                flat[f"subprocess.{g.name}"] = dict(sub) if g.name == "env" else sub
+        else:
+            flat[f"stack.{f.name}"] = dict(value) if f.name in {"metadata", "tags"} else value
+    if "subprocess.env" in flat and isinstance(flat["subprocess.env"], dict):
+        from ._render import mask_env
+
+        flat["subprocess.env"] = mask_env(flat["subprocess.env"], show_secrets=False)
+    emit_kv(flat, title="stack configuration (valid)")
