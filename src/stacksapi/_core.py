@@ -426,6 +426,8 @@ class Pager:
     def __init__(
         self, stack_key: object, *, queue_key: object, page_size: object, max_pages: object
     ) -> None:
+        if page_size is not None:
+            check_int_range(page_size, "page_size", 1, BATCH_SIZE)
         list_scheduled_jobs(stack_key, queue_key=queue_key, limit=page_size, after=None)
         if max_pages is not None:
             check_int_range(max_pages, "max_pages", 1, 2**31)
