@@ -35,7 +35,7 @@ from stacksapi._errors import (
 )
 
 if TYPE_CHECKING:
-    from stacksapi import Client  # type: ignore[attr-defined,unused-ignore]
+    from stacksapi import Client
 
 __all__ = [
     "BASE_URL_ENV",
@@ -93,6 +93,7 @@ class ApiOptions:
     base_url: str
     output: str
     timeout: float
+    max_attempts: int = 5
 
 
 def _auto_output() -> str:
@@ -127,6 +128,13 @@ _API_OPTIONS: tuple[Callable[[Any], Any], ...] = (
         help="Output format. Default: table on a terminal, json when piped.",
     ),
     click.option(
+        "--max-attempts",
+        type=click.IntRange(min=1, max=10),
+        default=5,
+        show_default=True,
+        help="Tries per request (429, 5xx and connection errors are retried; 1: no retry).",
+    ),
+    click.option(
         "--timeout",
         type=click.FloatRange(min=0.1, max=600),
         default=30.0,
@@ -137,7 +145,7 @@ _API_OPTIONS: tuple[Callable[[Any], Any], ...] = (
 
 
 def api_options(func: F) -> F:
-    """Add ``--token``, ``--base-url``, ``--output`` and ``--timeout``, passed as one ``api``."""
+    """Add the connection and output options, passed to the command as one ``api`` argument."""
 
     @functools.wraps(func)
     def wrapper(
@@ -146,6 +154,7 @@ def api_options(func: F) -> F:
         base_url: str,
         output: str | None,
         timeout: float,
+        max_attempts: int,
         **kwargs: Any,
     ) -> Any:
         api = ApiOptions(
@@ -153,6 +162,7 @@ def api_options(func: F) -> F:
             base_url=base_url,
             output=output or _auto_output(),
             timeout=timeout,
+            max_attempts=max_attempts,
         )
         return func(api, *args, **kwargs)
 
@@ -170,7 +180,7 @@ def open_client(api: ApiOptions) -> Iterator[Client]:
             f"no token: pass --token or set {TOKEN_ENV} to a cluster token (bkct_…)",
             code=EXIT_USAGE,
         )
-    from stacksapi import Client  # type: ignore[attr-defined,unused-ignore]
+    from stacksapi import Client, RetryPolicy
     from stacksapi._version import __version__
 
     try:
@@ -178,6 +188,7 @@ def open_client(api: ApiOptions) -> Iterator[Client]:
             api.token,
             base_url=api.base_url,
             timeout=api.timeout,
+            retry=RetryPolicy(max_attempts=api.max_attempts),
             user_agent_prefix=f"stacksapi-cli/{__version__}",
         )
     except ValueError as exc:

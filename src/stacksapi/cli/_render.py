@@ -96,8 +96,9 @@ def emit_table(
 ) -> None:
     """Print a rich table on stdout."""
     table = Table(title=title, caption=caption, caption_justify="left")
-    for name in columns:
-        table.add_column(name, overflow="fold")
+    for i, name in enumerate(columns):
+        # The first column holds ids (uuids): never fold them, people copy them.
+        table.add_column(name, overflow="fold", no_wrap=i == 0)
     for row in rows:
         table.add_row(*(_cell(v) for v in row))
     console().print(table)
