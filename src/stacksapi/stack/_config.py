@@ -186,7 +186,7 @@ class StackConfig:
         _check_int(f"{p}.max_pages", self.max_pages, 1, 100)
         _check_int(f"{p}.reservation_expiry_seconds", self.reservation_expiry_seconds, 10, 3600)
         if self.renew_margin_seconds is not None:
-            limit = self.reservation_expiry_seconds - 1
+            limit = self.reservation_expiry_seconds - 0.1
             _check_float(f"{p}.renew_margin_seconds", self.renew_margin_seconds, 1.0, limit)
         _check_bool(f"{p}.issue_tokens", self.issue_tokens)
         _check_int(

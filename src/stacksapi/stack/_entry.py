@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
 import sys
@@ -23,7 +24,7 @@ from ._events import EventCallback
 from ._runtime import Stack, StackExit
 from ._subprocess import SubprocessDispatcher
 
-__all__ = ["main", "run_stack"]
+__all__ = ["load_dispatcher", "main", "run_stack"]
 
 
 async def run_stack(
@@ -52,18 +53,40 @@ async def run_stack(
         return await stack.run_async()
 
 
+def load_dispatcher(spec: str, config: StackConfig) -> Dispatcher:
+    """Import ``module:name`` and call it with ``config`` to build a dispatcher."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError("--dispatcher", f"expected MODULE:NAME (got {spec!r})")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError("--dispatcher", f"cannot load {spec!r}: {exc}") from None
+    dispatcher = factory(config)
+    if not isinstance(dispatcher, Dispatcher):
+        raise ConfigError("--dispatcher", f"{spec!r} did not return a Dispatcher")
+    return dispatcher
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m stacksapi.stack --config FILE``: run until SIGINT/SIGTERM; the exit code."""
     parser = argparse.ArgumentParser(prog="python -m stacksapi.stack", description=main.__doc__)
     parser.add_argument("--config", required=True, help="TOML file with [stack] and [subprocess]")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument(
+        "--dispatcher",
+        metavar="MODULE:NAME",
+        help="a callable taking the StackConfig and returning a Dispatcher "
+        "(default: SubprocessDispatcher)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
         config = StackConfig.from_toml(args.config).with_env(os.environ)
-        result = asyncio.run(run_stack(config))
+        dispatcher = load_dispatcher(args.dispatcher, config) if args.dispatcher else None
+        result = asyncio.run(run_stack(config, dispatcher=dispatcher))
     except (ConfigError, StacksAPIError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ValueError) else 1

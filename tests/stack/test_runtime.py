@@ -1,0 +1,229 @@
+"""The Stack loop over real HTTP against the emulator, with an in-process agent per job."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import anyio
+import pytest
+from stack_helpers import accepted_count, config, no_429, sim, start, state
+
+from stacksapi import AsyncClient
+from stacksapi.emulator import EmulatorServer
+from stacksapi.stack import EventKind, Stack
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_runs_every_job_once_and_deregisters(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    jobs = em.create_jobs(25)
+    dispatcher = sim(stacks_emulator)
+    run = start(async_stacks_client, config(max_in_flight=5), dispatcher)
+    await run.until(lambda: all(state(stacks_emulator, j) == "finished" for j in jobs))
+    assert [s.key for s in em.list_stacks()] == ["test-stack"]
+    result = await run.stop()
+    assert result.ok
+    assert result.exit_code == 0
+    assert sorted(dispatcher.dispatched) == sorted(jobs)
+    assert all(accepted_count(stacks_emulator, j) == 1 for j in jobs)
+    assert em.list_stacks() == []
+    assert EventKind.DEREGISTERED in run.kinds()
+    assert no_429(stacks_emulator)
+    notes = em.job(jobs[0]).notifications
+    assert any("Reserved by stack test-stack" in n.detail for n in notes)
+    assert run.stack.metrics.counts["jobs_dispatched"] == 25
+
+
+async def test_priority_then_age_order(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    low = em.create_job(priority=0)
+    high = em.create_job(priority=10)
+    mid_old, mid_new = em.create_job(priority=5), em.create_job(priority=5)
+    dispatcher = sim(stacks_emulator)
+    run = start(async_stacks_client, config(max_in_flight=1), dispatcher)
+    await run.until(lambda: len(dispatcher.dispatched) == 4)
+    await run.stop()
+    assert dispatcher.dispatched == [high, mid_old, mid_new, low]
+
+
+async def test_pause_is_honoured(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    em.pause_queue(em.default_queue)
+    jobs = em.create_jobs(3)
+    dispatcher = sim(stacks_emulator)
+    run = start(async_stacks_client, config(), dispatcher)
+    await run.until(lambda: EventKind.PAUSED in run.kinds())
+    polls = run.kinds().count(EventKind.POLLED)
+    await run.until(lambda: em.queue(em.default_queue).last_polled_at is not None)
+    await asyncio.sleep(0.3)  # several polls while paused
+    assert dispatcher.dispatched == []
+    assert all(state(stacks_emulator, j) == "scheduled" for j in jobs)
+    assert polls == 0  # a paused page reports no jobs to take
+    em.resume_queue(em.default_queue)
+    await run.until(lambda: all(state(stacks_emulator, j) == "finished" for j in jobs))
+    await run.stop()
+    assert EventKind.RESUMED in run.kinds()
+
+
+async def test_filters_jobs_the_stack_cannot_serve(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    windows = em.create_job(agent_query_rules=("queue=__default__", "os=windows"))
+    linux = em.create_job(agent_query_rules=("os=lin*",))
+    dispatcher = sim(stacks_emulator)
+    run = start(async_stacks_client, config(), dispatcher)
+    await run.until(lambda: state(stacks_emulator, linux) == "finished")
+    await run.until(lambda: EventKind.FILTERED in run.kinds(windows))
+    await run.stop()
+    assert dispatcher.dispatched == [linux]
+    assert state(stacks_emulator, windows) == "scheduled"
+    assert run.stack.metrics.counts["jobs_filtered"] == 1
+
+
+async def test_waits_for_runnable_at(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    runnable_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.6)
+    later = em.create_job(runnable_at=runnable_at)
+    now_job = em.create_job()
+    dispatcher = sim(stacks_emulator)
+    run = start(async_stacks_client, config(), dispatcher)
+    await run.until(lambda: len(dispatcher.dispatched) == 2)
+    await run.stop()
+    assert dispatcher.dispatched == [now_job, later]
+    reserved_at = em.job(later).reservations[0].reserved_at
+    assert reserved_at >= runnable_at
+
+
+async def test_failed_dispatch_finishes_the_job_with_a_useful_detail(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    bad, good = em.create_job(), em.create_job()
+    dispatcher = sim(stacks_emulator, fail={bad})
+    run = start(async_stacks_client, config(), dispatcher)
+    await run.until(lambda: state(stacks_emulator, bad) == "finished")
+    await run.until(lambda: state(stacks_emulator, good) == "finished")
+    await run.stop()
+    finish = em.job(bad).finish
+    assert finish is not None
+    assert finish.by.startswith("stack")
+    assert (finish.exit_status, finish.signal_reason) == (-1, "stack_error")
+    assert finish.detail is not None
+    assert "image 'missing:latest' not found" in finish.detail
+    assert EventKind.DISPATCH_FAILED in run.kinds(bad)
+
+
+async def test_agent_failing_before_accepting_finishes_with_its_output(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    job = em.create_job()
+    dispatcher = sim(stacks_emulator, exit_before_accept={job})
+    run = start(async_stacks_client, config(), dispatcher)
+    await run.until(lambda: state(stacks_emulator, job) == "finished")
+    await run.stop()
+    finish = em.job(job).finish
+    assert finish is not None
+    assert finish.by.startswith("stack")
+    assert finish.detail is not None
+    assert "exited with status 1 before taking the job" in finish.detail
+    assert "fatal: boom" in finish.detail
+    assert run.stack.in_flight == {}
+
+
+async def test_cancel_during_provisioning_tears_down(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    job = em.create_job()
+    dispatcher = sim(stacks_emulator, hold={job})
+    run = start(async_stacks_client, config(), dispatcher)
+    await run.until(lambda: job in dispatcher.dispatched)
+    assert em.cancel_job(job) == "canceled"
+    await run.until(lambda: job in dispatcher.cancelled)
+    await run.until(lambda: job not in run.stack.in_flight)
+    await run.stop()
+    assert "cancel" in dispatcher.cancelled[job]
+    assert accepted_count(stacks_emulator, job) == 0
+    assert EventKind.CANCELLED in run.kinds(job)
+    assert run.stack.metrics.counts["jobs_cancelled"] == 1
+
+
+async def test_renews_reservations_of_jobs_still_provisioning(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    job = em.create_job()
+    dispatcher = sim(stacks_emulator, hold={job})
+    cfg = config(reservation_expiry_seconds=10, renew_margin_seconds=9.8)
+    run = start(async_stacks_client, cfg, dispatcher)
+    await run.until(lambda: EventKind.RENEWED in run.kinds(job))
+    dispatcher.release(job)
+    await run.until(lambda: state(stacks_emulator, job) == "finished")
+    await run.stop()
+    reservations = em.job(job).reservations
+    assert len(reservations) == 1  # one reservation, extended, never lost
+    assert reservations[0].extended >= 1
+    assert accepted_count(stacks_emulator, job) == 1
+
+
+async def test_stop_gives_unstarted_work_a_grace_then_cancels_it(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    job = em.create_job()
+    dispatcher = sim(stacks_emulator, hold={job})
+    run = start(async_stacks_client, config(shutdown_grace=0.2), dispatcher)
+    await run.until(lambda: job in dispatcher.dispatched)
+    result = await run.stop()
+    assert result.ok
+    assert "shutting down" in dispatcher.cancelled[job]
+    assert em.list_stacks() == []
+
+
+async def test_permanent_error_mid_run_deregisters_and_reports(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    run = start(async_stacks_client, config(), sim(stacks_emulator))
+    await run.until(lambda: EventKind.POLLED in run.kinds())
+    em.reset()  # the server forgets the stack: polling now answers 404
+    assert run.task is not None
+    with anyio.fail_after(15):
+        result = await run.task
+    assert not result.ok
+    assert result.exit_code == 1
+    assert "polling failed permanently" in result.reason
+    assert "deregister_stack" in em.counters()  # it still tried to deregister
+
+
+async def test_unknown_queue_fails_at_register(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    run = start(async_stacks_client, config(queue_key="no-such-queue"), sim(stacks_emulator))
+    assert run.task is not None
+    with anyio.fail_after(15):
+        result = await run.task
+    assert result.exit_code == 1
+    assert "cannot register" in result.reason
+
+
+async def test_bad_token_fails_at_register(stacks_emulator: EmulatorServer) -> None:
+    async with AsyncClient("bkct_wrong", base_url=stacks_emulator.base_url) as client:
+        stack = Stack(client, config(), sim(stacks_emulator))
+        with anyio.fail_after(15):
+            result = await stack.run_async()
+    assert result.exit_code == 1
+    assert "register" in result.reason
+    assert "bkct_wrong" not in result.reason
