@@ -6,13 +6,13 @@ server is ready as soon as uvicorn's loop accepts (well under a second).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
 
 import uvicorn
 from starlette.middleware import Middleware
@@ -23,6 +23,29 @@ from ._state import Emulator
 __all__ = ["EmulatorServer"]
 
 _START_TIMEOUT = 10.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, woken at once by :meth:`wake` instead of noticing on its 0.1 s tick."""
+
+    _wake: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    async def main_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    def wake(self) -> None:
+        self.should_exit = True
+        loop, event = self._loop, self._wake
+        if loop is not None and event is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                loop.call_soon_threadsafe(event.set)
 
 
 class EmulatorServer:
@@ -48,7 +71,7 @@ class EmulatorServer:
         self._requested_port = port
         self._log_level = log_level
         self._socket: socket.socket | None = None
-        self._server: Any = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
 
@@ -103,7 +126,7 @@ class EmulatorServer:
             timeout_graceful_shutdown=1,
             timeout_keep_alive=30,
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         self._server = server
         thread = threading.Thread(
             target=server.run,
@@ -124,7 +147,7 @@ class EmulatorServer:
     def stop(self) -> None:
         """Stop serving and wait for the thread (idempotent)."""
         if self._server is not None:
-            self._server.should_exit = True
+            self._server.wake()
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self._socket is not None:
