@@ -162,7 +162,7 @@ def test_paused_queue_reports_both_flags(
     ],
 )
 def test_list_bad_parameters(
-    http: httpx2.Client, stack: str, params: dict[str, object], status: int, field: str
+    http: httpx2.Client, stack: str, params: dict[str, str | int], status: int, field: str
 ) -> None:
     response = list_jobs(http, **params)
     assert response.status_code == status
