@@ -185,3 +185,12 @@ def accepted_count(server: EmulatorServer, uuid: str) -> int:
 
 def no_429(server: EmulatorServer) -> bool:
     return all(429 not in per for per in server.emulator.counters().values())
+
+
+async def eventually(cond: Callable[[], bool], limit: float = 10.0) -> None:
+    """Wait until ``cond()`` holds (a safety limit, not a timing assertion)."""
+    with anyio.fail_after(limit):
+        while True:
+            if cond():
+                return
+            await asyncio.sleep(0.02)

@@ -1,0 +1,192 @@
+"""SubprocessDispatcher: real agent processes (the emulated agent) driven by a real Stack."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from stack_helpers import Run, accepted_count, config, eventually, no_429, state
+
+from stacksapi import AsyncClient, Secret
+from stacksapi.emulator import EmulatorServer
+from stacksapi.stack import (
+    AgentExit,
+    DispatchError,
+    DispatchRequest,
+    SubprocessConfig,
+    SubprocessDispatcher,
+)
+
+pytestmark = pytest.mark.anyio
+
+AGENT = [sys.executable, "-m", "stacksapi.emulator._agent", "start", "--acquire-job", "{job_uuid}"]
+
+
+def sub_config(server: EmulatorServer, tmp_path: Path, **changes: object) -> SubprocessConfig:
+    base = SubprocessConfig(
+        command=tuple(AGENT),
+        env={"BUILDKITE_AGENT_ENDPOINT": server.base_url.rstrip("/")},
+        work_dir=str(tmp_path / "work"),
+        kill_grace=2.0,
+    )
+    fields = {k: v for k, v in vars(base).items() if not k.startswith("_")}
+    fields.update(changes)
+    return SubprocessConfig(**fields)
+
+
+def start_stack(client: AsyncClient, server: EmulatorServer, sub: SubprocessConfig) -> Run:
+    from stacksapi.stack import Stack
+
+    dispatcher = SubprocessDispatcher(sub)
+    run = Run(Stack(client, config(subprocess=sub), dispatcher))
+    run.stack._on_event = run.events.append
+    run.task = asyncio.create_task(run.stack.run_async())
+    return run
+
+
+async def test_runs_agents_as_processes(
+    stacks_emulator: EmulatorServer,
+    async_stacks_client: AsyncClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BUILDKITE_CLUSTER_TOKEN", stacks_emulator.token)
+    em = stacks_emulator.emulator
+    ok = em.create_job(command="echo hello from the job")
+    bad = em.create_job(command="echo failing >&2; exit 3")
+    leak = em.create_job(command='echo "cluster=${BUILDKITE_CLUSTER_TOKEN:-unset}"')
+    sub = sub_config(stacks_emulator, tmp_path)
+    run = start_stack(async_stacks_client, stacks_emulator, sub)
+    await run.until(lambda: all(state(stacks_emulator, j) == "finished" for j in (ok, bad, leak)))
+    await run.stop()
+    assert em.job(ok).finish is not None
+    assert em.job(ok).finish.exit_status == 0  # type: ignore[union-attr]
+    assert em.job(bad).finish.exit_status == 3  # type: ignore[union-attr]
+    assert "hello from the job" in em.job(ok).log
+    assert "cluster=unset" in em.job(leak).log  # the cluster token never reaches the agent
+    logs = tmp_path / "work" / "logs"
+    for job in (ok, bad, leak):
+        assert accepted_count(stacks_emulator, job) == 1
+        text = (logs / f"{job}.log").read_text()
+        assert "bkjat_" not in text
+        assert stacks_emulator.token not in text
+    assert (tmp_path / "work" / "jobs" / ok).is_dir()
+    assert list((tmp_path / "work" / "pids").iterdir()) == []
+    assert no_429(stacks_emulator)
+
+
+async def test_missing_agent_binary_finishes_the_job(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient, tmp_path: Path
+) -> None:
+    em = stacks_emulator.emulator
+    job = em.create_job()
+    sub = sub_config(stacks_emulator, tmp_path, command=("no-such-agent-binary", "{job_uuid}"))
+    run = start_stack(async_stacks_client, stacks_emulator, sub)
+    await run.until(lambda: state(stacks_emulator, job) == "finished")
+    await run.stop()
+    finish = em.job(job).finish
+    assert finish is not None
+    assert finish.signal_reason == "stack_error"
+    assert finish.detail is not None
+    assert "cannot run 'no-such-agent-binary'" in finish.detail
+
+
+async def test_agent_exiting_before_accept_reports_its_last_output(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient, tmp_path: Path
+) -> None:
+    em = stacks_emulator.emulator
+    job = em.create_job()
+    script = "echo pulling image; echo 'error: image not found' >&2; exit 7"
+    sub = sub_config(stacks_emulator, tmp_path, command=("sh", "-c", script))
+    run = start_stack(async_stacks_client, stacks_emulator, sub)
+    await run.until(lambda: state(stacks_emulator, job) == "finished")
+    await run.stop()
+    finish = em.job(job).finish
+    assert finish is not None
+    assert finish.exit_status == -1
+    assert finish.detail is not None
+    assert "status 7" in finish.detail
+    assert "error: image not found" in finish.detail
+
+
+async def test_cancel_while_provisioning_kills_the_process_group(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient, tmp_path: Path
+) -> None:
+    em = stacks_emulator.emulator
+    job = em.create_job()
+    marker = tmp_path / "child.pid"
+    # A "provisioning" agent that never acquires and has a child of its own.
+    script = f"sleep 60 & echo $! > {marker}; wait"
+    sub = sub_config(stacks_emulator, tmp_path, command=("sh", "-c", script))
+    run = start_stack(async_stacks_client, stacks_emulator, sub)
+    await run.until(marker.exists)
+    await run.until(lambda: marker.read_text().strip() != "")
+    child = int(marker.read_text())
+    em.cancel_job(job)
+    await run.until(lambda: job not in run.stack.in_flight)
+    await run.stop()
+    await eventually(lambda: not alive(child))  # the kill is delivered
+    assert state(stacks_emulator, job) == "canceled"
+    assert accepted_count(stacks_emulator, job) == 0
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(") ", 1)[-1][:1] not in {"Z", "X"}
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.ended: list[AgentExit] = []
+
+    def agent_ended(self, result: AgentExit) -> None:
+        self.ended.append(result)
+
+
+def request(uuid: str, token: str | None = "bkjat_secret") -> DispatchRequest:
+    import datetime as dt
+
+    from stacksapi import ScheduledJob
+
+    job = ScheduledJob(id=uuid, scheduled_at=dt.datetime.now(dt.UTC))
+    return DispatchRequest(job, "s", "q", Secret(token) if token else None)
+
+
+async def test_token_only_in_environment_and_restart_adopts(tmp_path: Path) -> None:
+    uuid = "0190aaaa-0000-4000-8000-000000000001"
+    out = tmp_path / "seen.txt"
+    script = f'echo "$0 $* token=$BUILDKITE_AGENT_TOKEN job=$BUILDKITE_AGENT_ACQUIRE_JOB" > {out}'
+    command = ("sh", "-c", script + "; sleep 30", "agent", "--acquire-job", "{job_uuid}")
+    sub = SubprocessConfig(command=command, work_dir=str(tmp_path / "w"), kill_grace=1.0)
+    first, sink = SubprocessDispatcher(sub), Sink()
+    assert await first.start(sink) == []
+    await first.dispatch(request(uuid))
+    await eventually(lambda: out.exists() and out.read_text() != "")
+    seen = out.read_text()
+    assert f"--acquire-job {uuid} token=bkjat_secret job={uuid}" in seen
+    await first.shutdown(0)  # a stopping stack leaves a running agent alone...
+    second, sink2 = SubprocessDispatcher(sub), Sink()
+    assert list(await second.start(sink2)) == [uuid]  # ...and a restarted one adopts it
+    with pytest.raises(DispatchError, match="already running"):
+        await second.dispatch(request(uuid))
+    await second.cancel(uuid, "test over")
+    pid = int((tmp_path / "w" / "pids" / f"{uuid}.pid").read_text())
+    os.killpg(pid, 9)
+    await eventually(lambda: bool(sink2.ended))
+    assert sink2.ended[0].job_uuid == uuid
+    await second.shutdown(0)
+
+
+async def test_no_token_and_no_agent_token_is_a_dispatch_error(tmp_path: Path) -> None:
+    d = SubprocessDispatcher(SubprocessConfig(command=("true",), work_dir=str(tmp_path)))
+    await d.start(Sink())
+    with pytest.raises(DispatchError, match="agent_token_env"):
+        await d.dispatch(request("0190aaaa-0000-4000-8000-000000000002", token=None))
+    await d.shutdown(0)
