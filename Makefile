@@ -9,7 +9,7 @@ SYNC := $(UV) sync --locked --all-extras --group dev --python $(PYTHON)
 .PHONY: demo test lint typecheck pytest bench env
 
 env:
-	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet --break-system-packages uv
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --user uv 2>/dev/null || $(PYTHON) -m pip install --quiet --break-system-packages uv
 	@$(SYNC) --quiet
 
 demo: env
