@@ -99,6 +99,8 @@ def test_serve_in_a_thread_stops_on_event() -> None:
     (info,) = ready
     assert len(info.emulator.list_jobs()) == 10
     assert "bkct_serve_thread" not in repr(info)
+    assert info.admin_url.endswith("/_emulator/")
+    assert "/v3/" not in info.admin_url
     assert info.export_line() == (
         f"export BUILDKITE_CLUSTER_TOKEN=bkct_serve_thread STACKSAPI_BASE_URL={info.base_url}"
     )

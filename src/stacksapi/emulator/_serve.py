@@ -49,6 +49,11 @@ class ServeInfo:
     def emulator(self) -> Emulator:
         return self.server.emulator
 
+    @property
+    def admin_url(self) -> str:
+        """The admin API base, ending in ``/_emulator/`` (not under ``/v3/``)."""
+        return self.server.admin_url
+
     def export_line(self) -> str:
         """A shell line that points a stack at this emulator (holds the cluster token)."""
         token = shlex.quote(self.cluster_token.get_secret_value())
