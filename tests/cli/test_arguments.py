@@ -42,6 +42,41 @@ def test_every_command_has_help_with_an_example_and_no_token(
     assert FAKE_TOKEN not in result.output
 
 
+@pytest.mark.parametrize(
+    "command", [["run"], ["demo"], ["emulator"], ["emulator", "serve"]], ids=" ".join
+)
+def test_other_commands_have_help_with_examples(runner: CliRunner, command: list[str]) -> None:
+    result = runner.invoke(cli, [*command, "--help"], env={"BUILDKITE_CLUSTER_TOKEN": FAKE_TOKEN})
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output
+    assert FAKE_TOKEN not in result.output
+
+
+def test_root_help_lists_every_command(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in (
+        "register",
+        "deregister",
+        "jobs",
+        "reserve",
+        "tokens",
+        "finish",
+        "notify",
+        "token",
+        "run",
+        "demo",
+        "emulator",
+    ):
+        assert f"  {name} " in result.output
+
+
+def test_emulator_agent_forwards_to_the_emulated_agent(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["emulator", "agent", "--acquire-job", "x"])
+    assert result.exit_code == 2  # the agent's own usage error: no token, no endpoint
+    assert "no token" in result.output
+
+
 def test_unknown_flag_is_a_usage_error(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["jobs", "list", "--stack", "s", "--bogus"])
     assert result.exit_code == 2

@@ -38,8 +38,9 @@ def emulator() -> None:
     help="Port to listen on (0: any free port).",
 )  # fmt: skip
 @click.option(
-    "--token", "tokens", multiple=True, envvar=TOKEN_ENV, show_envvar=True, show_default=False,
-    metavar="TOKEN", help="Accepted cluster token (repeatable; default: a random bkct_ token).",
+    "--token", "tokens", multiple=True, show_default=False, metavar="TOKEN",
+    help="Accepted cluster token (repeatable; default: a random bkct_ token). Not read from "
+    f"{TOKEN_ENV}, so a real token is never served or printed by accident.",
 )  # fmt: skip
 @click.option(
     "--jobs", type=click.IntRange(0, 1_000_000), default=0, show_default=True,
