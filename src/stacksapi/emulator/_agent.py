@@ -311,7 +311,8 @@ class _Agent:
             )
         except (_AgentError, OSError) as exc:
             self.say(f"job {job.id}: {exc}")
-            self.finish(job, -1, "process_run_error")
+            cancelled = self.state(job) in _CANCEL_STATES
+            self.finish(job, -1, "cancel" if cancelled else "process_run_error")
             return EXIT_AGENT_ERROR
         return self.supervise(job, proc)
 
