@@ -49,17 +49,6 @@ _queue_option = click.option(
     metavar="KEY",
     help="The self-hosted queue (__default__ is the cluster's default queue).",
 )
-_JOB_COLUMNS = (
-    "job",
-    "priority",
-    "pipeline",
-    "build",
-    "branch",
-    "step",
-    "rules",
-    "scheduled",
-    "runnable",
-)
 _uuids_argument = click.argument("job_uuids", nargs=-1, required=True, metavar="JOB_UUID...")
 
 
@@ -179,25 +168,41 @@ def jobs_list(  # noqa: PLR0917 - click passes options positionally by name
     more = (
         f"; next page: --after {page.page_info.end_cursor}" if page.page_info.has_next_page else ""
     )
+    show_runnable = any(j.runnable_at is not None for j in found)
+    columns = ["job", "prio", "pipeline", "branch", "step", "rules", "scheduled"]
+    if show_runnable:
+        columns.append("runnable")
+    rows = []
+    for j in found:
+        build = f" #{j.build.number}" if j.build.number is not None else ""
+        row: list[object] = [
+            j.id,
+            j.priority,
+            f"{j.pipeline.slug or '-'}{build}",
+            j.build.branch,
+            j.step.key,
+            j.agent_query_rules,
+            _clock_time(j.scheduled_at),
+        ]
+        if show_runnable:
+            row.append(_clock_time(j.runnable_at))
+        rows.append(row)
     emit_table(
-        _JOB_COLUMNS,
-        (
-            (
-                j.id,
-                j.priority,
-                j.pipeline.slug,
-                j.build.number,
-                j.build.branch,
-                j.step.key,
-                j.agent_query_rules,
-                j.scheduled_at,
-                j.runnable_at,
-            )
-            for j in found
-        ),
+        columns,
+        rows,
         title=f"scheduled jobs for {stack_key} (queue {queue_key})",
         caption=f"{len(found)} job(s); dispatch {paused}{more}",
     )
+
+
+def _clock_time(value: dt.datetime | None) -> str | None:
+    """A timestamp as local wall-clock time (the date when it is not today)."""
+    if value is None:
+        return None
+    local = value.astimezone()
+    if local.date() == dt.datetime.now().astimezone().date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%Y-%m-%d %H:%M:%S")
 
 
 @jobs.command("get")

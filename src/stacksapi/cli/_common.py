@@ -242,8 +242,10 @@ def _hint_for_status(exc: APIStatusError) -> str:
     if isinstance(exc, RateLimitError):
         wait = f" for {exc.retry_after:g} s" if exc.retry_after is not None else ""
         return f"Rate limited (scope {exc.scope or 'unknown'}); wait{wait} and try again"
-    if isinstance(exc, (BadRequestError, UnprocessableEntityError)):
+    if isinstance(exc, BadRequestError):
         return "Check the command's arguments (see --help)"
+    if isinstance(exc, UnprocessableEntityError):
+        return "The server understood the request but refused it (see its message)"
     if isinstance(exc, ServerError):
         return "The server failed; try again shortly"
     return "See --help"

@@ -106,7 +106,7 @@ def serve(  # noqa: PLR0917 - click passes options by name
         click.echo(f"  queues: {queue_lines}")
         click.echo(
             f"  rate limits: {'off' if no_rate_limits else 'on'}; "
-            f"faults: {faults or 'off'}; admin API: {info.base_url.rstrip('/')}/_emulator/ ..."
+            f"faults: {faults or 'off'}; admin API: {info.server.admin_url}"
         )
         click.echo("Point the CLI or a stack at it (this line holds the cluster token):")
         click.echo(info.export_line())
