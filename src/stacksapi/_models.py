@@ -173,7 +173,7 @@ class _Model(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False):
 # --- register ---------------------------------------------------------------------------------
 
 
-class Stack(_Model, kw_only=True):
+class Stack(_Model, frozen=True, kw_only=True):
     """A registered stack, as returned by register."""
 
     id: str = ""
@@ -186,7 +186,7 @@ class Stack(_Model, kw_only=True):
     state: str = StackState.CONNECTED
 
 
-class RegisterStackRequest(_Model, kw_only=True):
+class RegisterStackRequest(_Model, frozen=True, kw_only=True):
     """Body of ``POST stacks/register``."""
 
     key: str
@@ -198,22 +198,22 @@ class RegisterStackRequest(_Model, kw_only=True):
 # --- scheduled jobs ---------------------------------------------------------------------------
 
 
-class Pipeline(_Model, kw_only=True):
+class Pipeline(_Model, frozen=True, kw_only=True):
     slug: str | None = None
     uuid: str | None = None
 
 
-class Build(_Model, kw_only=True):
+class Build(_Model, frozen=True, kw_only=True):
     uuid: str | None = None
     number: int | None = None
     branch: str | None = None
 
 
-class Step(_Model, kw_only=True):
+class Step(_Model, frozen=True, kw_only=True):
     key: str | None = None
 
 
-class ScheduledJob(_Model, kw_only=True):
+class ScheduledJob(_Model, frozen=True, kw_only=True):
     """One job waiting for a stack to run it."""
 
     id: str
@@ -226,12 +226,12 @@ class ScheduledJob(_Model, kw_only=True):
     step: Step = msgspec.field(default_factory=Step)
 
 
-class PageInfo(_Model, kw_only=True):
+class PageInfo(_Model, frozen=True, kw_only=True):
     has_next_page: bool = False
     end_cursor: str | None = None
 
 
-class ClusterQueue(_Model, kw_only=True):
+class ClusterQueue(_Model, frozen=True, kw_only=True):
     """The queue a page of scheduled jobs came from.
 
     ``dispatch_paused`` is the documented flag; some servers (and Buildkite's Go client) use
@@ -247,7 +247,7 @@ class ClusterQueue(_Model, kw_only=True):
             msgspec.structs.force_setattr(self, "dispatch_paused", True)
 
 
-class ScheduledJobsPage(_Model, kw_only=True):
+class ScheduledJobsPage(_Model, frozen=True, kw_only=True):
     """A page of ``GET stacks/{key}/scheduled-jobs``."""
 
     jobs: tuple[ScheduledJob, ...] = ()
@@ -258,21 +258,21 @@ class ScheduledJobsPage(_Model, kw_only=True):
 # --- reserve, jobs, states ---------------------------------------------------------------------
 
 
-class ReserveJobsRequest(_Model, kw_only=True, omit_defaults=True):
+class ReserveJobsRequest(_Model, frozen=True, kw_only=True, omit_defaults=True):
     """Body of ``PUT stacks/{key}/scheduled-jobs/batch-reserve``."""
 
     job_uuids: list[str]
     reservation_expiry_seconds: int | None = None
 
 
-class Reservation(_Model, kw_only=True):
+class Reservation(_Model, frozen=True, kw_only=True):
     """Which of the asked-for jobs this stack now holds, and which it does not."""
 
     reserved: tuple[str, ...] = ()
     not_reserved: tuple[str, ...] = ()
 
 
-class Job(_Model, kw_only=True):
+class Job(_Model, frozen=True, kw_only=True):
     """What an agent needs to run a job."""
 
     id: str
@@ -280,19 +280,19 @@ class Job(_Model, kw_only=True):
     command: str = ""
 
 
-class JobUUIDsRequest(_Model, kw_only=True):
+class JobUUIDsRequest(_Model, frozen=True, kw_only=True):
     """Body of ``POST stacks/{key}/jobs/get-states``."""
 
     job_uuids: list[str]
 
 
-class JobStates(_Model, kw_only=True):
+class JobStates(_Model, frozen=True, kw_only=True):
     """Job uuid to state. Values are plain strings; known ones equal a :class:`JobState`."""
 
     states: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-class FinishJobRequest(_Model, kw_only=True, omit_defaults=True):
+class FinishJobRequest(_Model, frozen=True, kw_only=True, omit_defaults=True):
     """Body of ``POST stacks/{key}/jobs/{uuid}/finish``.
 
     ``exit_status`` has no default here on purpose: it is always sent, because a server that
@@ -307,7 +307,7 @@ class FinishJobRequest(_Model, kw_only=True, omit_defaults=True):
 # --- notifications ----------------------------------------------------------------------------
 
 
-class StackNotification(_Model, omit_defaults=True):
+class StackNotification(_Model, frozen=True, omit_defaults=True):
     """A short text shown on a job in Buildkite's build page."""
 
     job_uuid: str
@@ -315,20 +315,20 @@ class StackNotification(_Model, omit_defaults=True):
     timestamp: _dt.datetime | None = None
 
 
-class NotificationsRequest(_Model, kw_only=True):
+class NotificationsRequest(_Model, frozen=True, kw_only=True):
     """Body of ``POST stacks/{key}/notifications``."""
 
     notifications: list[StackNotification]
 
 
-class NotificationError(_Model, kw_only=True):
+class NotificationError(_Model, frozen=True, kw_only=True):
     """One failure of a notifications request: the message and the 0-based indexes it applies to."""
 
     error: str
     indexes: tuple[int, ...] = ()
 
 
-class NotificationsResult(_Model, kw_only=True):
+class NotificationsResult(_Model, frozen=True, kw_only=True):
     """Notifications not in ``errors`` were created."""
 
     errors: tuple[NotificationError, ...] = ()
@@ -337,14 +337,14 @@ class NotificationsResult(_Model, kw_only=True):
 # --- job acquisition tokens --------------------------------------------------------------------
 
 
-class TokensRequest(_Model, kw_only=True, omit_defaults=True):
+class TokensRequest(_Model, frozen=True, kw_only=True, omit_defaults=True):
     """Body of ``POST stacks/{key}/job-acquisition-tokens``."""
 
     job_uuids: list[str]
     token_lifetime_seconds: int | None = None
 
 
-class JobAcquisitionToken(_Model, kw_only=True):
+class JobAcquisitionToken(_Model, frozen=True, kw_only=True):
     """A token that lets one agent acquire one reserved job. The token is a :class:`Secret`."""
 
     job_uuid: str
@@ -352,7 +352,7 @@ class JobAcquisitionToken(_Model, kw_only=True):
     expires_at: _dt.datetime | None = None
 
 
-class JobAcquisitionTokens(_Model, kw_only=True):
+class JobAcquisitionTokens(_Model, frozen=True, kw_only=True):
     job_acquisition_tokens: tuple[JobAcquisitionToken, ...] = ()
     not_issued: tuple[str, ...] = ()
 
@@ -360,7 +360,7 @@ class JobAcquisitionTokens(_Model, kw_only=True):
 # --- GET token ---------------------------------------------------------------------------------
 
 
-class TokenInfo(_Model, kw_only=True):
+class TokenInfo(_Model, frozen=True, kw_only=True):
     """What ``GET token`` says of the token in use. No ``cluster_uuid``: it cannot drive a stack."""
 
     uuid: str | None = None
@@ -379,7 +379,7 @@ class TokenInfo(_Model, kw_only=True):
 # --- response metadata -------------------------------------------------------------------------
 
 
-class RateLimit(_Model, kw_only=True):
+class RateLimit(_Model, frozen=True, kw_only=True):
     """The ``RateLimit-*`` headers of one response: remaining calls in this window and its reset."""
 
     scope: str | None = None
