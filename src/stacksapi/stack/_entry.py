@@ -83,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    if args.log_level.upper() != "DEBUG":  # one line per HTTP request is noise, and slow
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
     try:
         config = StackConfig.from_toml(args.config).with_env(os.environ)
         dispatcher = load_dispatcher(args.dispatcher, config) if args.dispatcher else None

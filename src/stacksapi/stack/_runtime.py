@@ -266,7 +266,8 @@ class Stack:
         await _cancel_tasks(rest)
         try:
             await self._flush_notifications(final=True)
-            await self.dispatcher.shutdown(self.config.subprocess.kill_grace)
+            left = 0.0 if self._force else max(0.0, deadline - self._clock())
+            await self.dispatcher.shutdown(left)
         except Exception:
             self._log.exception("stack %s: error while shutting down", self.config.key)
         try:

@@ -1,0 +1,150 @@
+"""Stacks as real processes (``python -m stacksapi.stack``) against one emulator over HTTP.
+
+Three stacks share a queue of 2,000 jobs and start each exactly once (reservations arbitrate);
+SIGTERM makes a stack deregister and exit 0; a restarted stack adopts the agents still running
+and starts nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from stack_helpers import accepted_count
+
+from stacksapi.emulator import EmulatorServer
+
+HERE = Path(__file__).parent
+AGENT = [sys.executable, "-m", "stacksapi.emulator._agent", "start", "--acquire-job", "{job_uuid}"]
+
+
+def write_config(path: Path, server: EmulatorServer, key: str, extra: str = "") -> Path:
+    endpoint = server.base_url.rstrip("/")
+    command = ", ".join(f'"{w}"' for w in AGENT)
+    path.write_text(
+        f"""
+[stack]
+key = "{key}"
+base_url = "{server.base_url}"
+poll_interval = 0.1
+state_check_interval = 0.2
+{extra}
+
+[subprocess]
+command = [{command}]
+env = {{ BUILDKITE_AGENT_ENDPOINT = "{endpoint}" }}
+work_dir = "{path.parent / (key + "-work")}"
+"""
+    )
+    return path
+
+
+def spawn(
+    config: Path, server: EmulatorServer, *, dispatcher: str | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUILDKITE", "STACKSAPI"))}
+    env["BUILDKITE_CLUSTER_TOKEN"] = server.token
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
+    if log is not None:
+        env["STACK_TEST_DISPATCH_LOG"] = str(log)
+    argv = [sys.executable, "-m", "stacksapi.stack", "--config", str(config)]
+    if dispatcher:
+        argv += ["--dispatcher", dispatcher]
+    out = (config.parent / f"{config.stem}.out").open("ab")
+    return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait(cond: Callable[[], bool], procs: list[subprocess.Popen[bytes]], limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while not cond():
+        for p in procs:
+            assert p.poll() is None, f"stack exited early with {p.returncode}"
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.2)
+
+
+def finished(server: EmulatorServer) -> int:
+    """How many jobs are finished (cheap: no history is built)."""
+    with server.emulator.lock:
+        return sum(1 for job in server.emulator.jobs.values() if job.state == "finished")
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> list[int]:
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    return [p.wait(timeout=30) for p in procs]
+
+
+@pytest.mark.slow
+def test_three_stacks_start_each_of_2000_jobs_exactly_once(
+    stacks_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    em = stacks_emulator.emulator
+    jobs = em.create_jobs(2000)
+    procs, logs = [], []
+    for i in range(3):
+        cfg = write_config(
+            tmp_path / f"s{i}.toml",
+            stacks_emulator,
+            f"scale-{i}",
+            "max_in_flight = 400\npage_size = 400\nshutdown_grace = 5",
+        )
+        logs.append(tmp_path / f"s{i}.dispatched")
+        procs.append(spawn(cfg, stacks_emulator, dispatcher="stack_helpers:fast_dispatcher",
+                           log=logs[-1]))  # fmt: skip
+    try:
+        wait(lambda: finished(stacks_emulator) == len(jobs), procs, limit=90)
+        assert len(em.list_stacks()) == 3
+    finally:
+        codes = stop(procs)
+    assert codes == [0, 0, 0]
+    assert em.list_stacks() == []  # SIGTERM deregisters
+    dispatched = Counter(line for log in logs for line in log.read_text().split())
+    assert len(dispatched) == len(jobs)
+    assert max(dispatched.values()) == 1  # no job handed to two agents
+    assert all(accepted_count(stacks_emulator, j) == 1 for j in jobs)
+    assert all(n > 0 for n in (len(log.read_text()) for log in logs))  # all three took work
+    assert all(429 not in per for per in em.counters().values())
+
+
+@pytest.mark.slow
+def test_restarted_stack_adopts_running_agents_and_never_double_starts(
+    stacks_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    em = stacks_emulator.emulator
+    jobs = em.create_jobs(6, command="sleep 2")
+    cfg = write_config(
+        tmp_path / "r.toml",
+        stacks_emulator,
+        "restarting",
+        "max_in_flight = 3\nshutdown_grace = 0.2",
+    )
+    first = spawn(cfg, stacks_emulator)
+
+    def running() -> int:
+        return len(em.list_jobs(state="running"))
+
+    try:
+        wait(lambda: running() == 3, [first], limit=30)
+    finally:
+        assert stop([first]) == [0]
+    assert em.list_stacks() == []
+    assert running() + len(em.list_jobs(state="finished")) >= 3  # agents outlive the stack
+    second = spawn(cfg, stacks_emulator)
+    try:
+        wait(lambda: len(em.list_jobs(state="finished")) == 6, [second], limit=30)
+    finally:
+        assert stop([second]) == [0]
+    assert all(accepted_count(stacks_emulator, j) == 1 for j in jobs)
+    assert all(em.job(j).finish.exit_status == 0 for j in jobs)  # type: ignore[union-attr]
+    output = (tmp_path / "r.out").read_text()
+    assert "adopted" in output
+    assert stacks_emulator.token not in output
+    assert "bkjat_" not in output
