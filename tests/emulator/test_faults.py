@@ -274,7 +274,7 @@ def test_middleware_object_is_for_starlette() -> None:
 def test_faults_through_emulator_server() -> None:
     from stacksapi.emulator import Emulator, EmulatorServer
 
-    config = parse_fault_spec("get_job:503=1,get_token:429=1", seed=1)
+    config = parse_fault_spec("get_job:503=1,get_token:429=1,finish_job:drop=1", seed=1)
     emulator = Emulator(rate_limits=False)
     job_id = emulator.create_job(command="true")
     with (
@@ -287,10 +287,17 @@ def test_faults_through_emulator_server() -> None:
         body = {"key": "f", "type": "custom", "queue_key": "__default__", "metadata": {}}
         assert http.post("/v3/stacks/register", json=body).status_code == 201
         assert http.get(f"/v3/stacks/f/jobs/{job_id}").status_code == 503
+        with pytest.raises(httpx2.RemoteProtocolError):
+            http.post(f"/v3/stacks/f/jobs/{job_id}/finish", json={"exit_status": 0, "detail": "x"})
+        assert server.emulator.job_state(job_id) == "scheduled"
         admin = {"Authorization": f"Token {server.admin_token}"}
         assert http.get(f"/_emulator/jobs/{job_id}", headers=admin).status_code == 200
         # Injected faults never reach the emulator: its own counters did not see them.
         counters = server.emulator.counters()
         assert "get_job" not in counters
         assert "get_token" not in counters
-    assert config.counts() == {"get_job": {"503": 1}, "get_token": {"429": 1}}
+    assert config.counts() == {
+        "get_job": {"503": 1},
+        "get_token": {"429": 1},
+        "finish_job": {"drop": 1},
+    }
