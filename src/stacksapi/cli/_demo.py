@@ -10,9 +10,11 @@ job ended as expected, none ran twice and nothing was left reserved.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -188,7 +190,10 @@ async def _run_demo(settings: DemoSettings, view: DemoView, workdir: Path) -> De
             )
             stack_task = asyncio.create_task(stack.run_async())
             report = DemoReport(outcomes, chaos=settings.chaos, concurrency=settings.concurrency)
+            interrupted = asyncio.Event()
+            _on_signals(interrupted.set)
             await _drive(
+                interrupted=interrupted,
                 settings=settings, emulator=emulator, stack=stack, stack_task=stack_task,
                 outcomes=outcomes, tracker=tracker, view=view, report=report,
             )  # fmt: skip
@@ -206,8 +211,17 @@ async def _run_demo(settings: DemoSettings, view: DemoView, workdir: Path) -> De
     return report
 
 
+def _on_signals(callback: Any) -> None:
+    """SIGINT/SIGTERM end the demo early but cleanly: stop the stack, kill agents, summarize."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, callback)
+
+
 async def _drive(
     *,
+    interrupted: asyncio.Event,
     settings: DemoSettings,
     emulator: Any,
     stack: Any,
@@ -246,6 +260,10 @@ async def _drive(
             return
         if stack_task.done():
             view.event("stopped", "the stack stopped before the jobs ended", style="red")
+            return
+        if interrupted.is_set():
+            view.event("interrupted", "stopping the stack early", style="red")
+            report.stack_error = "interrupted before the jobs ended"
             return
         if now > deadline:
             view.event("timeout", f"jobs still running after {settings.timeout:g} s", style="red")
