@@ -74,6 +74,10 @@ class Client:
             send_headers=http_client is not None,
         )
         self._owns_http = http_client is None
+        # Our own HTTP client already holds the timeout; a caller's gets ours on every request.
+        self._request_timeout: Any = (
+            httpx2.USE_CLIENT_DEFAULT if http_client is None else self._timeout
+        )
         self._http = http_client or httpx2.Client(
             headers=headers, timeout=self._timeout, follow_redirects=False
         )
@@ -85,14 +89,14 @@ class Client:
     def _run(self, op: Op[T], retry: RetryArg, timeout: Any) -> Response[T]:
         core = self._core
         policy = core.retry if retry is None else _core.resolve_retry(retry, core.retry)
-        tmo = self._timeout if timeout is DEFAULT else _core.resolve_timeout(timeout)
+        tmo = self._request_timeout if timeout is DEFAULT else _core.resolve_timeout(timeout)
         if op.warnings:
             core.log_warnings(op.warnings)
         if op.merge is None:
             return self._send(op.calls[0], policy, tmo)
         return _core.merge_responses(op, [self._send(c, policy, tmo) for c in op.calls])
 
-    def _send(self, call: Call, policy: RetryPolicy, timeout: httpx2.Timeout) -> Response[Any]:
+    def _send(self, call: Call, policy: RetryPolicy, timeout: Any) -> Response[Any]:
         state = self._core.begin(call, policy)
         while True:
             start = perf_counter()

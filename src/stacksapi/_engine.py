@@ -273,7 +273,7 @@ class Attempts:
         self.attempt += 1
         self.elapsed += seconds
         self._log_attempt(status, seconds)
-        if self.core.log_http_payloads:
+        if self.core.log_http_payloads and content:
             self._payload("response", content)
         if 200 <= status < 300:
             try:
