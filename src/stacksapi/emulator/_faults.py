@@ -112,9 +112,15 @@ class FaultConfig:
     seed: int = 0
     default: FaultRates = field(default_factory=FaultRates)
     per_endpoint: Mapping[str, FaultRates] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _rngs: dict[str, random.Random] = field(default_factory=dict, init=False, repr=False)
-    _counts: dict[str, dict[str, int]] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+    _rngs: dict[str, random.Random] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _counts: dict[str, dict[str, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
