@@ -182,3 +182,26 @@ def test_seed_makes_job_ids_reproducible(clock: ManualClock) -> None:
     other = Emulator(seed=8, clock=clock).create_jobs(3)
     assert first == second
     assert first != other
+
+
+def test_force_any_state(
+    admin: httpx2.Client, http: httpx2.Client, stack: str, emulator: Emulator
+) -> None:
+    job = emulator.create_job()
+    response = admin.post(f"jobs/{job}/state", json={"state": "waiting"})
+    assert response.json() == {"state": "waiting"}
+    assert listed_ids(http) == []
+    states = http.post(f"stacks/{STACK}/jobs/get-states", json={"job_uuids": [job]}).json()
+    assert states == {"states": {job: "waiting"}}
+    assert emulator.set_job_state(job, "scheduled") == "scheduled"
+    assert listed_ids(http) == [job]
+    assert admin.post(f"jobs/{job}/state", json={"state": ""}).status_code == 422
+
+
+def test_finished_by_and_exit_status_at_the_top(
+    http: httpx2.Client, stack: str, emulator: Emulator
+) -> None:
+    job = emulator.create_job()
+    http.post(f"stacks/{STACK}/jobs/{job}/finish", json={"exit_status": 2, "detail": "x"})
+    info = emulator.job(job)
+    assert (info.finished_by, info.exit_status) == (f"stack {STACK}", 2)

@@ -22,7 +22,13 @@ from ._jobs import JobSpec
 from ._reply import EmulatorError, encode
 from ._state import Emulator
 
-__all__ = ["AdvanceClockRequest", "BulkJobsRequest", "CreateQueueRequest", "admin_routes"]
+__all__ = [
+    "AdvanceClockRequest",
+    "BulkJobsRequest",
+    "CreateQueueRequest",
+    "SetStateRequest",
+    "admin_routes",
+]
 
 log = logging.getLogger("stacksapi.emulator")
 
@@ -39,6 +45,10 @@ class BulkJobsRequest(msgspec.Struct, kw_only=True, frozen=True):
 
 class CreateQueueRequest(msgspec.Struct, kw_only=True, frozen=True):
     key: str
+
+
+class SetStateRequest(msgspec.Struct, kw_only=True, frozen=True):
+    state: str
 
 
 class AdvanceClockRequest(msgspec.Struct, kw_only=True, frozen=True):
@@ -125,6 +135,11 @@ async def _cancel(em: Emulator, request: Request) -> tuple[int, Any]:
     return 200, {"state": em.cancel_job(request.path_params["job_id"])}
 
 
+async def _set_state(em: Emulator, request: Request) -> tuple[int, Any]:
+    req: SetStateRequest = _decode(request.state.body, SetStateRequest)
+    return 200, {"state": em.set_job_state(request.path_params["job_id"], req.state)}
+
+
 async def _queues(em: Emulator, request: Request) -> tuple[int, Any]:
     return 200, {"queues": em.list_queues()}
 
@@ -181,6 +196,7 @@ def admin_routes(em: Emulator) -> list[BaseRoute]:
         route("/jobs/bulk", _create_jobs, "POST"),
         route("/jobs/{job_id}", _job, "GET"),
         route("/jobs/{job_id}/cancel", _cancel, "POST"),
+        route("/jobs/{job_id}/state", _set_state, "POST"),
         route("/queues", _queues, "GET"),
         route("/queues", _create_queue, "POST"),
         route("/queues/{key}/pause", _pause, "POST"),

@@ -68,7 +68,7 @@ CLOCK_SKEW_SECONDS = 60.0
 CLUSTER_TOKEN_TYPE = "cluster"  # noqa: S105 - a kind of token, not a token
 
 
-class FinishBody(FinishJobRequest, kw_only=True, frozen=True, omit_defaults=True):  # type: ignore[misc]
+class FinishBody(FinishJobRequest, kw_only=True, frozen=True, omit_defaults=True):
     """The finish body as servers read it: ``exit_status`` may be omitted and then means -1."""
 
     exit_status: int = -1

@@ -141,6 +141,8 @@ class JobInfo(msgspec.Struct, kw_only=True, frozen=True):
     tokens: tuple[TokenRecord, ...]
     notifications: tuple[NotificationRecord, ...]
     finish: FinishRecord | None
+    finished_by: str | None
+    exit_status: int | None
     log: str
     log_truncated: bool
 
@@ -290,6 +292,8 @@ class JobRecord:
             tokens=tuple(msgspec.structs.replace(t) for t in h.tokens),
             notifications=tuple(h.notifications),
             finish=h.finish,
+            finished_by=None if h.finish is None else h.finish.by,
+            exit_status=None if h.finish is None else h.finish.exit_status,
             log=h.log.decode(errors="replace"),
             log_truncated=h.log_truncated,
         )

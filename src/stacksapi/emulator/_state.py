@@ -329,6 +329,26 @@ class Emulator:
                 raise EmulatorError(422, f"job {job_id} is {job.state}: it cannot be canceled")
             return job.state
 
+    def set_job_state(self, job_id: str, state: str) -> str:
+        """Force a job into any state (``waiting``, ``timed_out``, ``broken``, ...): an escape hatch
+        for testing how a stack copes with states the normal flow does not produce here.
+
+        Leaving ``scheduled``/``reserved`` takes the job off its queue and ends its reservation;
+        ``scheduled`` puts it back on.
+        """
+        if not state:
+            raise EmulatorError(422, "state: must not be empty")
+        with self.lock:
+            now = self.tick()
+            job = self._job(job_id)
+            if job.state in ("scheduled", "reserved") and state != job.state:
+                self.unlist(job, now, f"set to {state}")
+            was = job.state
+            job.move(state, now, "admin")
+            if state == "scheduled" and was != "scheduled":
+                self.queues[job.queue].add(job)
+            return job.state
+
     def job(self, job_id: str) -> JobInfo:
         """One job with its full history."""
         with self.lock:
