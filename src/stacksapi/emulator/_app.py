@@ -101,6 +101,8 @@ class _Api:
         if endpoint.name == "register_stack":
             register = api.decode_body(body, RegisterStackRequest)
             key = register.key
+        elif endpoint.name == "get_token":
+            key = "token " + em.token_info_id(token)  # no stack: one window per token
         decision = em.rate(key, endpoint.scope)
         if decision is not None and not decision.allowed:
             raise _with_headers(_too_many(decision), decision)

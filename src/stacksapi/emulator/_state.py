@@ -8,6 +8,7 @@ thread and test threads mutate the same object.
 
 from __future__ import annotations
 
+import datetime as _dt
 import heapq
 import hmac
 import random
@@ -43,7 +44,7 @@ class QueueInfo(msgspec.Struct, kw_only=True, frozen=True):
     id: str
     paused: bool
     connected: bool
-    last_polled_at: Any
+    last_polled_at: _dt.datetime | None
     scheduled_jobs: int
 
 
