@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._app import create_app
     from ._clock import Clock, ManualClock, SystemClock
+    from ._faults import ConnectionDroppedError, FaultConfig, FaultRates, parse_fault_spec
     from ._jobs import (
         FinishRecord,
         JobInfo,
@@ -25,14 +26,18 @@ if TYPE_CHECKING:
         mask_token,
     )
     from ._reply import EmulatorError
+    from ._serve import ServeInfo, sample_jobs, serve
     from ._server import EmulatorServer
     from ._state import Emulator, QueueInfo
 
 __all__ = [
     "Clock",
+    "ConnectionDroppedError",
     "Emulator",
     "EmulatorError",
     "EmulatorServer",
+    "FaultConfig",
+    "FaultRates",
     "FinishRecord",
     "JobInfo",
     "JobSpec",
@@ -40,11 +45,15 @@ __all__ = [
     "NotificationRecord",
     "QueueInfo",
     "ReservationRecord",
+    "ServeInfo",
     "SystemClock",
     "TokenRecord",
     "Transition",
     "create_app",
     "mask_token",
+    "parse_fault_spec",
+    "sample_jobs",
+    "serve",
 ]
 
 _WHERE = {
@@ -64,6 +73,13 @@ _WHERE = {
     "TokenRecord": "._jobs",
     "Transition": "._jobs",
     "mask_token": "._jobs",
+    "ConnectionDroppedError": "._faults",
+    "FaultConfig": "._faults",
+    "FaultRates": "._faults",
+    "parse_fault_spec": "._faults",
+    "ServeInfo": "._serve",
+    "sample_jobs": "._serve",
+    "serve": "._serve",
 }
 
 
