@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import httpx2
 import pytest
 
@@ -144,3 +146,22 @@ def test_agent_bad_bodies(http: httpx2.Client, stack: str, emulator: Emulator) -
     assert "exit_status" in bad.json()["message"]
     empty = http.post(f"jobs/{job}/log", headers=_auth(access))
     assert empty.status_code == 400
+
+
+def test_wait_for_state_wakes_on_requests(
+    http: httpx2.Client, stack: str, emulator: Emulator
+) -> None:
+    job = emulator.create_job()
+    seen: list[str] = []
+    waiter = threading.Thread(
+        target=lambda: seen.append(emulator.wait_for_state(job, "running", "finished"))
+    )
+    waiter.start()
+    access = http.post(f"jobs/{job}/acquire").json()["access_token"]
+    http.put(f"jobs/{job}/start", headers=_auth(access))
+    waiter.join(timeout=10)
+    assert seen == ["running"]
+    with pytest.raises(TimeoutError, match="running"):
+        emulator.wait_for_state(job, "finished", timeout=0.05)
+    with pytest.raises(ValueError, match="states"):
+        emulator.wait_for_state(job)

@@ -14,6 +14,7 @@ import hmac
 import random
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -109,6 +110,7 @@ class Emulator:
         self.cluster_uuid = str(uuid.uuid4())
         self._token_ids = {t: str(uuid.uuid4()) for t in self.tokens}
         self.lock = threading.RLock()
+        self._changed = threading.Condition(self.lock)
         self._clear()
 
     # --- setup -------------------------------------------------------------------------------
@@ -181,6 +183,7 @@ class Emulator:
         with self.lock:
             per = self.counts.setdefault(endpoint, {})
             per[status] = per.get(status, 0) + 1
+            self._changed.notify_all()  # a request may have moved a job: wake wait_for_state
 
     def counters(self) -> dict[str, dict[int, int]]:
         """Responses so far: ``{endpoint name: {status: count}}`` (429s included)."""
@@ -271,6 +274,7 @@ class Emulator:
             now = self.tick()
             for item in specs:
                 ids.append(self._add(item, now))
+            self._changed.notify_all()
         return ids
 
     def _add(self, spec: JobSpec, now: float) -> str:
@@ -328,6 +332,7 @@ class Emulator:
                 job.move("canceling", now, "cancel")
             elif job.state != "canceling":
                 raise EmulatorError(422, f"job {job_id} is {job.state}: it cannot be canceled")
+            self._changed.notify_all()
             return job.state
 
     def set_job_state(self, job_id: str, state: str) -> str:
@@ -348,6 +353,7 @@ class Emulator:
             job.move(state, now, "admin")
             if state == "scheduled" and was != "scheduled":
                 self.queues[job.queue].add(job)
+            self._changed.notify_all()
             return job.state
 
     def job(self, job_id: str) -> JobInfo:
@@ -360,6 +366,28 @@ class Emulator:
         with self.lock:
             self.tick()
             return self._job(job_id).state
+
+    def wait_for_state(self, job_id: str, *states: str, timeout: float = 10.0) -> str:
+        """Block until the job is in one of ``states`` and return it; ``TimeoutError`` otherwise.
+
+        Woken by every request the app answers and every driving call, so it does not poll
+        (except every 50 ms for changes that only the clock makes). ``timeout`` is wall time.
+        From async code, run it in a thread (``anyio.to_thread.run_sync``).
+        """
+        if not states:
+            raise ValueError("states: name at least one state to wait for")
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                state = self.job_state(job_id)
+                if state in states:
+                    return state
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"job {job_id} is {state}, not {' or '.join(states)}, after {timeout} s"
+                    )
+                self._changed.wait(min(left, 0.05))
 
     def list_jobs(
         self, *, queue: str | None = None, state: str | None = None, limit: int | None = None
