@@ -70,10 +70,10 @@ def wait(cond: Callable[[], bool], procs: list[subprocess.Popen[bytes]], limit: 
         time.sleep(0.2)
 
 
-def finished(server: EmulatorServer) -> int:
-    """How many jobs are finished (cheap: no history is built)."""
+def accepted(server: EmulatorServer) -> int:
+    """How many jobs an agent has taken (cheap: no history is built)."""
     with server.emulator.lock:
-        return sum(1 for job in server.emulator.jobs.values() if job.state == "finished")
+        return sum(1 for job in server.emulator.jobs.values() if job.state == "accepted")
 
 
 def stop(procs: list[subprocess.Popen[bytes]]) -> list[int]:
@@ -100,7 +100,7 @@ def test_three_stacks_start_each_of_2000_jobs_exactly_once(
         procs.append(spawn(cfg, stacks_emulator, dispatcher="stack_helpers:fast_dispatcher",
                            log=logs[-1]))  # fmt: skip
     try:
-        wait(lambda: finished(stacks_emulator) == len(jobs), procs, limit=90)
+        wait(lambda: accepted(stacks_emulator) == len(jobs), procs, limit=90)
         assert len(em.list_stacks()) == 3
     finally:
         codes = stop(procs)

@@ -227,3 +227,30 @@ async def test_bad_token_fails_at_register(stacks_emulator: EmulatorServer) -> N
     assert result.exit_code == 1
     assert "register" in result.reason
     assert "bkct_wrong" not in result.reason
+
+
+async def test_prometheus_metrics_are_served(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    import httpx2
+
+    em = stacks_emulator.emulator
+    jobs = em.create_jobs(3)
+    windows = em.create_job(agent_query_rules=("os=windows",))
+    run = start(async_stacks_client, config(metrics_port=0), sim(stacks_emulator))
+    await run.until(lambda: all(state(stacks_emulator, j) == "finished" for j in jobs))
+    await run.until(lambda: EventKind.FILTERED in run.kinds(windows))
+    port = run.stack.metrics.port
+    assert port is not None
+    async with httpx2.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    await run.stop()
+    assert 'stacksapi_jobs_dispatched_total{stack="test-stack"} 3.0' in text
+    assert 'stacksapi_jobs_filtered_total{stack="test-stack"} 1.0' in text
+    assert (
+        'stacksapi_api_calls_total{endpoint="batch_reserve_jobs",stack="test-stack",status="ok"}'
+        in text
+    )
+    assert "stacksapi_scheduled_to_dispatch_seconds_count" in text
+    assert "stacksapi_poll_duration_seconds_count" in text
+    assert 'stacksapi_jobs_in_flight{stack="test-stack"}' in text

@@ -241,7 +241,7 @@ class Stack:
             try:
                 await self._api.register(cfg.queue_key, cfg.type, cfg.metadata)
             except StacksAPIError as exc:
-                if is_permanent(exc) or attempt >= 5 or self._stop_requested:
+                if is_permanent(exc) or attempt >= 2 or self._stop_requested:
                     raise _Fatal(f"cannot register stack {cfg.key!r}: {exc}", exc) from exc
                 attempt += 1
                 await asyncio.sleep(min(_MAX_BACKOFF, 0.5 * 2**attempt))
@@ -256,6 +256,8 @@ class Stack:
         await _cancel_tasks([poll] if poll else [])
         grace = self.config.shutdown_grace if graceful else 0.0
         deadline = self._clock() + grace
+        if self._tasks:  # let launches under way complete, so none is left half-done
+            await asyncio.wait(list(self._tasks), timeout=max(grace, 1.0))
         while self._unstarted() and self._clock() < deadline and not self._force:
             if any(t.done() for t in rest):
                 break  # the watcher died: nobody will see the agents start
@@ -275,6 +277,7 @@ class Stack:
             self._emit(EventKind.DEREGISTERED, message=f"deregistered stack {self.config.key!r}")
         except StacksAPIError as exc:
             self._log.error("stack %s: deregister failed: %s", self.config.key, exc)
+        self.metrics.close()
 
     def _unstarted(self) -> list[str]:
         return [u for u, f in self._flights.items() if not f.started and not f.cancelled]
