@@ -18,9 +18,10 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -30,6 +31,11 @@ from ._demo_jobs import DEMO_QUEUE, DEMO_TAGS, DemoJob, Expect, build_jobs
 from ._demo_report import DemoReport, JobOutcome, render_summary, summary_json
 from ._demo_view import DemoView
 from ._render import console
+
+if TYPE_CHECKING:
+    from stacksapi.emulator import Emulator, JobSpec
+    from stacksapi.emulator._faults import FaultConfig
+    from stacksapi.stack import Stack, StackEvent, StackExit
 
 __all__ = ["demo"]
 
@@ -57,7 +63,7 @@ class DemoSettings:
 class _Tracker:
     """Follows the stack's events: fills the outcomes and feeds the live view."""
 
-    def __init__(self, outcomes: list[JobOutcome], view: DemoView, emulator: Any) -> None:
+    def __init__(self, outcomes: list[JobOutcome], view: DemoView, emulator: Emulator) -> None:
         self.by_id = {o.uuid: o for o in outcomes}
         self.view = view
         self.emulator = emulator
@@ -71,7 +77,7 @@ class _Tracker:
             return (uuid or "")[:8]
         return f"{o.uuid[:8]} {o.job.pipeline}/{o.job.step}"
 
-    def on_event(self, event: Any) -> None:
+    def on_event(self, event: StackEvent) -> None:
         kind = str(event.kind)
         uuid = event.job_uuid
         outcome = self.by_id.get(uuid or "")
@@ -122,14 +128,17 @@ class _Tracker:
             self.view.event(kind, f"stack {_STACK_KEY} on queue {DEMO_QUEUE}")
 
 
-def _job_spec(job: DemoJob, JobSpec: Any, models: Any) -> Any:
+def _job_spec(job: DemoJob) -> JobSpec:
+    from stacksapi import Build, Pipeline, Step
+    from stacksapi.emulator import JobSpec
+
     return JobSpec(
         queue=DEMO_QUEUE,
         priority=job.priority,
         agent_query_rules=job.rules,
-        pipeline=models.Pipeline(slug=job.pipeline),
-        build=models.Build(number=job.build_number, branch=job.branch),
-        step=models.Step(key=job.step),
+        pipeline=Pipeline(slug=job.pipeline),
+        build=Build(number=job.build_number, branch=job.branch),
+        step=Step(key=job.step),
         env={
             "BUILDKITE_PIPELINE_SLUG": job.pipeline,
             "BUILDKITE_BUILD_NUMBER": str(job.build_number),
@@ -139,8 +148,8 @@ def _job_spec(job: DemoJob, JobSpec: Any, models: Any) -> Any:
 
 
 async def _run_demo(settings: DemoSettings, view: DemoView, workdir: Path) -> DemoReport:
-    from stacksapi import AsyncClient, _models
-    from stacksapi.emulator import Emulator, EmulatorServer, JobSpec
+    from stacksapi import AsyncClient
+    from stacksapi.emulator import Emulator, EmulatorServer
     from stacksapi.emulator._faults import parse_fault_spec
     from stacksapi.stack import Stack, StackConfig, SubprocessConfig, SubprocessDispatcher
 
@@ -152,7 +161,7 @@ async def _run_demo(settings: DemoSettings, view: DemoView, workdir: Path) -> De
     server = EmulatorServer(emulator, middleware=[faults.middleware()] if faults else ())
     with server:
         base_url = server.base_url
-        ids = emulator.create_jobs([_job_spec(j, JobSpec, _models) for j in jobs])
+        ids = emulator.create_jobs([_job_spec(j) for j in jobs])
         outcomes = [
             JobOutcome(job=j, uuid=u, scheduled_at=emulator.job(u).scheduled_at.timestamp())
             for j, u in zip(jobs, ids, strict=True)
@@ -211,7 +220,7 @@ async def _run_demo(settings: DemoSettings, view: DemoView, workdir: Path) -> De
     return report
 
 
-def _on_signals(callback: Any) -> None:
+def _on_signals(callback: Callable[[], None]) -> None:
     """SIGINT/SIGTERM end the demo early but cleanly: stop the stack, kill agents, summarize."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -223,9 +232,9 @@ async def _drive(
     *,
     interrupted: asyncio.Event,
     settings: DemoSettings,
-    emulator: Any,
-    stack: Any,
-    stack_task: asyncio.Task[Any],
+    emulator: Emulator,
+    stack: Stack,
+    stack_task: asyncio.Task[StackExit],
     outcomes: list[JobOutcome],
     tracker: _Tracker,
     view: DemoView,
@@ -271,7 +280,9 @@ async def _drive(
             return
 
 
-def _collect(emulator: Any, outcomes: list[JobOutcome], report: DemoReport, faults: Any) -> None:
+def _collect(
+    emulator: Emulator, outcomes: list[JobOutcome], report: DemoReport, faults: FaultConfig | None
+) -> None:
     """Read the ground truth from the emulator: states, exit statuses, runs, API calls."""
     for o in outcomes:
         info = emulator.job(o.uuid)
