@@ -206,3 +206,18 @@ def test_invalid_argument_is_caught_before_sending(
     assert "reservation_expiry_seconds" in line
     assert "nothing was sent" in line
     assert server.emulator.counters() == {}
+
+
+def test_rejected_notifications_are_listed_and_exit_1(
+    runner: CliRunner, server: EmulatorServer
+) -> None:
+    (job,) = server.emulator.create_jobs(1, queue=QUEUE)
+    register(runner, server)
+    # The documented limit is 100 notifications per job: the 101st is refused, the rest land.
+    result = invoke(runner, server, "notify", "--stack", STACK, "--detail", "tick", *[job] * 101)
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert [e["indexes"] for e in data["errors"]] == [[100]]
+    (line,) = result.stderr.strip().splitlines()
+    assert "1 of 101 notification(s) were rejected" in line
+    assert len(server.emulator.job(job).notifications) == 100
