@@ -106,3 +106,12 @@ def test_output_choice_is_checked(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["token", "--output", "yaml"])
     assert result.exit_code == 2
     assert "'yaml' is not one of" in result.output
+
+
+@pytest.mark.parametrize("command", [[], ["jobs"], ["tokens"], ["emulator"]], ids=repr)
+def test_a_group_without_a_command_shows_its_help(runner: CliRunner, command: list[str]) -> None:
+    result = runner.invoke(cli, command)
+    assert result.exit_code == 2
+    assert result.stdout.startswith("Usage: ")
+    assert "Commands:" in result.stdout
+    assert "error:" not in result.output

@@ -25,6 +25,12 @@ from ._run import run
 __all__ = ["cli", "main"]
 
 
+# A group run without a command shows its help (click >= 8.2 raises this for it).
+_NoArgsIsHelp: type[click.UsageError] = getattr(
+    click.exceptions, "NoArgsIsHelpError", type("_NeverRaised", (click.UsageError,), {})
+)
+
+
 class _Group(click.Group):
     """A group whose errors print one redacted line: usage errors exit 2, the rest exit 1."""
 
@@ -40,6 +46,9 @@ class _Group(click.Group):
             return super().main(args, prog_name, complete_var, False, **extra)
         try:
             rv = super().main(args, prog_name, complete_var, False, **extra)
+        except _NoArgsIsHelp as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
             where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             _one_line(f"{exc.format_message().rstrip('.')}{where}")
