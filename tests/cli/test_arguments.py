@@ -115,3 +115,11 @@ def test_a_group_without_a_command_shows_its_help(runner: CliRunner, command: li
     assert result.stdout.startswith("Usage: ")
     assert "Commands:" in result.stdout
     assert "error:" not in result.output
+
+
+def test_bad_fault_spec_is_a_usage_error(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["emulator", "serve", "--faults", "bogus=1"])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: --faults: ")
+    assert "bogus" in line

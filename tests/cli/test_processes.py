@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -164,3 +165,22 @@ def test_run_serves_jobs_and_deregisters_on_sigterm(tmp_path: Path) -> None:
         assert "dispatched" in out
         assert "deregistered" in out
         assert server.token not in out + err
+
+
+def test_emulator_serve_on_a_busy_port_is_one_line_exit_1() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [*CLI, "emulator", "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=30,
+            check=False,
+        )
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; pick another --port"
+    ]
