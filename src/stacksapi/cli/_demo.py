@@ -78,6 +78,13 @@ class _Tracker:
         return f"{o.uuid[:8]} {o.job.pipeline}/{o.job.step}"
 
     def on_event(self, event: StackEvent) -> None:
+        """The stack's ``on_event``: must never raise into the runtime."""
+        try:
+            self._on_event(event)
+        except Exception as exc:  # a display problem must not stop the stack
+            logging.getLogger("stacksapi.cli").warning("demo view: %s", exc)
+
+    def _on_event(self, event: StackEvent) -> None:
         kind = str(event.kind)
         uuid = event.job_uuid
         outcome = self.by_id.get(uuid or "")
@@ -147,7 +154,9 @@ def _job_spec(job: DemoJob) -> JobSpec:
     )
 
 
-async def _run_demo(settings: DemoSettings, view: DemoView, workdir: Path) -> DemoReport:
+async def _run_demo(
+    settings: DemoSettings, view: DemoView, workdir: Path, log_dir: Path
+) -> DemoReport:
     from stacksapi import AsyncClient
     from stacksapi.emulator import Emulator, EmulatorServer
     from stacksapi.emulator._faults import parse_fault_spec
@@ -161,6 +170,7 @@ async def _run_demo(settings: DemoSettings, view: DemoView, workdir: Path) -> De
     server = EmulatorServer(emulator, middleware=[faults.middleware()] if faults else ())
     with server:
         base_url = server.base_url
+        view.event("emulator", f"serving the Stacks API on {base_url}")
         ids = emulator.create_jobs([_job_spec(j) for j in jobs])
         outcomes = [
             JobOutcome(job=j, uuid=u, scheduled_at=emulator.job(u).scheduled_at.timestamp())
@@ -187,7 +197,7 @@ async def _run_demo(settings: DemoSettings, view: DemoView, workdir: Path) -> De
                 ),
                 env={"BUILDKITE_AGENT_ENDPOINT": base_url, "BUILDKITE_CANCEL_GRACE_PERIOD": "1"},
                 work_dir=str(workdir / "work"),
-                log_dir=str(workdir / "logs"),
+                log_dir=str(log_dir),
                 kill_grace=1.0,
             ),
         )
@@ -320,6 +330,10 @@ def _collect(
     help="How long the queue is paused mid-run.",
 )  # fmt: skip
 @click.option(
+    "--keep-logs", type=click.Path(file_okay=False), default=None, metavar="DIR",
+    help="Keep each agent's log (the job's output) in DIR.",
+)  # fmt: skip
+@click.option(
     "--timeout", type=click.FloatRange(5, 3600), default=120.0, show_default=True,
     help="Give up (and fail) when the jobs have not ended by then.",
 )  # fmt: skip
@@ -330,6 +344,7 @@ def demo(  # noqa: PLR0917 - click passes options by name
     as_json: bool,
     seed: int,
     pause_seconds: float,
+    keep_logs: str | None,
     timeout: float,
 ) -> None:
     """Run a stack against the embedded emulator and prove it works (no account needed).
@@ -346,6 +361,7 @@ def demo(  # noqa: PLR0917 - click passes options by name
       stacksapi demo --jobs 100 --concurrency 16
       stacksapi demo --chaos            # 5xx, 429s and latency injected
       stacksapi demo --json | jq .checks
+      stacksapi demo --keep-logs ./demo-logs   # each job's output, one file per job
     """
     settings = DemoSettings(
         jobs=job_count, concurrency=concurrency, chaos=chaos, seed=seed,
@@ -365,11 +381,14 @@ def demo(  # noqa: PLR0917 - click passes options by name
                     + (", chaos on" if chaos else "")
                 )
             with DemoView(out, total=job_count - 1, mode=mode) as view:
-                report = asyncio.run(_run_demo(settings, view, Path(tmp)))
+                log_dir = Path(keep_logs) if keep_logs else Path(tmp) / "logs"
+                report = asyncio.run(_run_demo(settings, view, Path(tmp), log_dir))
     finally:
         stacks_logger.removeHandler(quiet)
     if as_json:
         click.echo(json.dumps(summary_json(report), indent=2))
     else:
         render_summary(report, out)
+        if keep_logs:
+            out.print(f"agent logs (one per job): {keep_logs}")
     sys.exit(0 if report.ok else 1)

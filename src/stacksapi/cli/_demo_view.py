@@ -81,7 +81,11 @@ class DemoView:
             line = Text(f"{when}  {what:<11} {detail}")
             if style:
                 line.stylize(style, len(when) + 2, len(when) + 2 + len(what))
-            self.console.print(line, highlight=False, soft_wrap=True)
+            try:
+                self.console.print(line, highlight=False, soft_wrap=True)
+            except (OSError, SystemExit):
+                # The reader went away (`stacksapi demo | head`): keep running, stop printing.
+                self.mode = "quiet"
         elif self.mode == "live":
             self.recent.append((when, f"[{style}]{what}[/]" if style else what, detail))
             self.refresh()
