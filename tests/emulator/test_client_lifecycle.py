@@ -17,7 +17,7 @@ from stacksapi import (
     StackNotification,
     UnprocessableEntityError,
 )
-from stacksapi.emulator import Emulator, EmulatorServer, ManualClock
+from stacksapi.emulator import Emulator, EmulatorServer, ManualClock, create_app
 
 QUEUE = "__default__"
 KEY = "life"
@@ -115,3 +115,23 @@ async def test_async_client_life(server: EmulatorServer) -> None:
         states = await client.get_job_states(KEY, [job])
         assert states.states == {job: JobState.FINISHED}
         await client.deregister_stack(KEY)
+
+
+@pytest.mark.anyio
+async def test_async_client_in_process_without_sockets(emulator: Emulator) -> None:
+    """The app behind httpx2's ASGI transport: no server, no port."""
+    job = emulator.create_job()
+    transport = httpx2.ASGITransport(app=create_app(emulator))
+    async with (
+        httpx2.AsyncClient(transport=transport) as http,
+        AsyncClient(
+            emulator.token,
+            base_url="http://emulator.test/v3/",
+            http_client=http,
+            allow_insecure_http=True,
+        ) as client,
+    ):
+        await client.register_stack(KEY, queue_key=QUEUE)
+        assert (await client.batch_reserve_jobs(KEY, [job])).reserved == (job,)
+        assert (await client.get_token()).cluster_uuid == emulator.cluster_uuid
+    assert emulator.job_state(job) == "reserved"
