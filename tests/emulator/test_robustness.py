@@ -151,3 +151,10 @@ def test_no_body_makes_a_500(endpoint: tuple[str, str], body: bytes) -> None:
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
         assert isinstance(response.json()["message"], str)
+
+
+def test_unrouted_methods_answer_json(server: EmulatorServer) -> None:
+    for method in ("OPTIONS", "TRACE"):
+        response = httpx2.request(method, server.base_url + "token")
+        assert response.status_code == 405
+        assert "Method Not Allowed" in response.json()["message"]

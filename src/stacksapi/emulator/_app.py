@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Sequence
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -209,6 +210,13 @@ def _with_headers(exc: EmulatorError, decision: RateDecision | None) -> Emulator
     return exc
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (405 for an unrouted method, ...) as JSON like every other."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal emulator error"
+    return _json(status, encode({"message": f"{detail}: {request.method} {request.url.path}"}))
+
+
 async def _not_found(request: Request) -> Response:
     return _json(404, encode({"message": f"no such endpoint: {request.method} {request.url.path}"}))
 
@@ -220,6 +228,10 @@ def create_app(emulator: Emulator, *, middleware: Sequence[Middleware] = ()) -> 
         Mount("/_emulator", routes=admin_routes(emulator)),
         Route("/{path:path}", _not_found, methods=_METHODS),
     ]
-    app = Starlette(routes=routes, middleware=list(middleware))
+    app = Starlette(
+        routes=routes,
+        middleware=list(middleware),
+        exception_handlers={HTTPException: _http_error},
+    )
     app.state.emulator = emulator
     return app
