@@ -250,3 +250,37 @@ def test_unreachable_endpoint_is_an_acquire_failure() -> None:
     assert done.returncode == EXIT_ACQUIRE_FAILED
     assert "cannot reach" in done.stderr
     assert "bkct_do_not_print" not in done.stderr
+
+
+def test_large_output_reaches_the_log_intact(server: EmulatorServer) -> None:
+    job_id = server.emulator.create_job(command="yes 'ligne numéro' | head -n 40000")
+    done = _run(server, _job_token(server, job_id), job_id)
+    assert done.returncode == 0
+    assert done.stdout == "ligne numéro\n" * 40000
+    info = server.emulator.job(job_id)
+    assert info.log == done.stdout
+    assert not info.log_truncated
+
+
+def test_sigterm_to_the_agent_stops_the_job(server: EmulatorServer) -> None:
+    job_id = server.emulator.create_job(command="echo started; sleep 30")
+    proc = subprocess.Popen(
+        _AGENT,
+        env=_agent_env(server, _job_token(server, job_id), job_id),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "started"
+        proc.terminate()
+        assert proc.wait(timeout=30) == 128 + 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    info = server.emulator.job(job_id)
+    assert info.state == "finished"
+    assert info.finish is not None
+    assert (info.finish.exit_status, info.finish.signal_reason) == (128 + 15, "agent_stop")
