@@ -104,3 +104,30 @@ def test_default_logger_is_stacksapi_and_a_given_one_is_used(
 def test_version_is_exported() -> None:
     assert isinstance(stacksapi.__version__, str)
     assert stacksapi.__version__
+
+
+def test_user_agent_without_prefix(client: Client, server: ScriptedServer) -> None:
+    server.reply(204)
+    client.deregister_stack("k")
+    assert server.requests[-1].headers["user-agent"] == f"stacksapi-python/{stacksapi.__version__}"
+
+
+def test_payload_logging_records_bodies_only_when_asked(
+    server: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    for flag in (False, True):
+        caplog.clear()
+        server.reply(200, {"reserved": ["a"], "not_reserved": []})
+        with (
+            caplog.at_level(logging.DEBUG, logger="stacksapi"),
+            Client(TOKEN, base_url=server.base_url, log_http_payloads=flag) as c,
+        ):
+            c.batch_reserve_jobs("s", ["a"])
+        bodies = [r.getMessage() for r in caplog.records if getattr(r, "payload", None)]
+        if flag:
+            assert len(bodies) == 2
+            assert '{"job_uuids":["a"]}' in bodies[0]
+            assert '"reserved":["a"]' in bodies[1]
+        else:
+            assert bodies == []
+        assert len([r for r in caplog.records if getattr(r, "attempt", None) == 1]) == 1

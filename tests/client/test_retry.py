@@ -191,3 +191,29 @@ def test_idempotent_call_4xx_after_5xx_has_no_note(client: Client, server: Scrip
     with pytest.raises(stacksapi.NotFoundError) as info:
         client.get_job("s", "j")
     assert not getattr(info.value, "__notes__", [])
+
+
+def test_finish_refused_after_a_read_timeout_says_it_may_have_landed(
+    client: Client, server: ScriptedServer, sleeps: SleepRecorder
+) -> None:
+    server.reply(200, {}, delay=0.4)  # the first try times out after it was sent
+    server.reply(422, {"message": "Job is already finished"})
+    with pytest.raises(stacksapi.UnprocessableEntityError) as info:
+        client.finish_job("s", "j", detail="d", timeout=0.1)
+    assert any("may have been applied" in n for n in getattr(info.value, "__notes__", []))
+    assert len(sleeps.waits) == 1
+
+
+def test_connection_refused_before_sending_is_not_ambiguous() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    waits: list[float] = []
+    with Client("bkct_x1234567", base_url=f"http://127.0.0.1:{port}/v3/") as c:
+        c._sleep = waits.append
+        with pytest.raises(stacksapi.APIConnectionError) as info:
+            c.finish_job("s", "j", detail="d", retry=RetryPolicy(max_attempts=2, jitter=0))
+    assert not getattr(info.value, "__notes__", [])
+    assert waits == [0.5]
