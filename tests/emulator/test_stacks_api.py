@@ -236,6 +236,12 @@ def test_configured_tokens_replace_the_default() -> None:
                 assert http.get("token").status_code == status
 
 
+def test_a_single_token_string_is_one_token() -> None:
+    assert Emulator(tokens="bkct_single").tokens == ("bkct_single",)
+    with pytest.raises(ValueError, match="tokens"):
+        Emulator(tokens=["bkct_ok", ""])
+
+
 def test_default_token_is_random_per_instance() -> None:
     a, b = Emulator(), Emulator()
     assert a.token.startswith("bkct_")

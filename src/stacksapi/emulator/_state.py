@@ -91,6 +91,8 @@ class Emulator:
         cluster_name: str = "emulated-cluster",
     ) -> None:
         self.clock: Clock = clock or SystemClock()
+        if isinstance(tokens, str):
+            tokens = (tokens,)  # one token, not its characters
         self.tokens: tuple[str, ...] = tuple(tokens or ()) or ("bkct_" + secrets.token_hex(20),)
         if any(not t for t in self.tokens):
             raise ValueError("tokens: a token must not be empty")
@@ -237,7 +239,7 @@ class Emulator:
         job.reservation_seq += 1
 
     def unlist(self, job: JobRecord, now: float, reason: str) -> None:
-        """Take a job off its queue for good-or-until-expiry (ends any reservation)."""
+        """Take a job off its queue's list (when it is on it) and end any reservation."""
         if job.state == "scheduled":
             self.queues[job.queue].discard(job)
         self.end_reservation(job, now, reason)
