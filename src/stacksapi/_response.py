@@ -45,7 +45,8 @@ class Response(Generic[T_co]):
 
     ``data`` is the decoded model (``None`` for calls without a body). For a call sent in several
     requests (more than 1000 job uuids) ``status_code``, ``headers`` and ``rate_limit`` are those of
-    the last request and ``elapsed`` is the sum over all of them, retries included.
+    the last request and ``elapsed`` is the sum over all of them, retries included (waits not).
+    For an empty list nothing is sent: ``status_code`` is 200, ``headers`` empty, ``elapsed`` 0.
     """
 
     __slots__ = ("_rate_limit", "data", "elapsed", "headers", "status_code")
