@@ -171,8 +171,7 @@ class _Agent:
             except httpx2.TransportError as exc:
                 if last:
                     raise _AgentError(
-                        f"{method} {suffix}: cannot reach {self.options.endpoint} "
-                        f"({type(exc).__name__})"
+                        f"cannot reach {self.options.endpoint} ({type(exc).__name__})"
                     ) from None
                 delay = min(0.2 * 2**attempt, 2.0)
             else:
@@ -196,7 +195,10 @@ class _Agent:
 
     def acquire(self) -> _AcquiredJob:
         job_id = self.options.job_id
-        response = self.request("POST", "acquire", self.options.token)
+        try:
+            response = self.request("POST", "acquire", self.options.token)
+        except _AgentError as exc:
+            raise _AgentError(f"acquire job {job_id} failed: {exc}") from None
         if response.status_code != 200:
             raise _AgentError(
                 f"acquire job {job_id} refused: HTTP {response.status_code}: "
@@ -295,7 +297,10 @@ class _Agent:
             self.say(str(exc))
             return EXIT_ACQUIRE_FAILED
         try:
-            started = self.request("PUT", "start", job.access_token)
+            try:
+                started = self.request("PUT", "start", job.access_token)
+            except _AgentError as exc:
+                raise _AgentError(f"start job {job.id} failed: {exc}") from None
             if started.status_code != 200:
                 raise _AgentError(
                     f"start job {job.id} refused: HTTP {started.status_code}: "
@@ -310,7 +315,10 @@ class _Agent:
                 start_new_session=True,
             )
         except (_AgentError, OSError) as exc:
-            self.say(f"job {job.id}: {exc}")
+            reason = (
+                str(exc) if isinstance(exc, _AgentError) else f"job {job.id}: cannot run: {exc}"
+            )
+            self.say(reason)
             cancelled = self.state(job) in _CANCEL_STATES
             self.finish(job, -1, "cancel" if cancelled else "process_run_error")
             return EXIT_AGENT_ERROR
