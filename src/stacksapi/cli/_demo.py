@@ -227,6 +227,7 @@ async def _run_demo(
         _collect(emulator, outcomes, report, faults)
     report.elapsed = time.monotonic() - started
     report.dispatched_while_paused = tracker.dispatched_while_paused
+    report.stack_saw_pause = tracker.paused_at is not None
     return report
 
 

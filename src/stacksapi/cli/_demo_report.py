@@ -86,6 +86,7 @@ class DemoReport:
     api_429s: dict[str, int] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)
     paused_for: float = 0.0
+    stack_saw_pause: bool = False
     dispatched_while_paused: int = 0
     chaos: bool = False
     stack_error: str | None = None
@@ -118,9 +119,10 @@ class DemoReport:
             ),
             Check(
                 "pause honoured",
-                self.dispatched_while_paused == 0 and self.paused_for > 0,
+                self.paused_for > 0 and self.stack_saw_pause and self.dispatched_while_paused == 0,
                 f"queue paused {self.paused_for:.1f} s; "
-                f"{self.dispatched_while_paused} job(s) started meanwhile",
+                + ("the stack saw it; " if self.stack_saw_pause else "the stack never saw it; ")
+                + f"{self.dispatched_while_paused} job(s) started meanwhile",
             ),
         ]
         if self.stack_error:
@@ -250,5 +252,6 @@ def summary_json(report: DemoReport) -> dict[str, Any]:
         "api_429s": dict(sorted(report.api_429s.items())),
         "faults": dict(sorted(report.faults.items())),
         "paused_seconds": round(report.paused_for, 3),
+        "stack_saw_pause": report.stack_saw_pause,
         "dispatched_while_paused": report.dispatched_while_paused,
     }
