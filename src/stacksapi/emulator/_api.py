@@ -37,7 +37,14 @@ from stacksapi._models import (
 )
 
 from ._clock import to_datetime
-from ._jobs import FinishRecord, NotificationRecord, ReservationRecord, TokenRecord, mask_token
+from ._jobs import (
+    FinishRecord,
+    JobRecord,
+    NotificationRecord,
+    ReservationRecord,
+    TokenRecord,
+    mask_token,
+)
 from ._queues import decode_cursor, encode_cursor
 from ._reply import EmulatorError, encode
 from ._state import TERMINAL, Emulator, StackRecord
@@ -168,12 +175,7 @@ def list_scheduled_jobs(
             raise EmulatorError(404, f"queue_key: queue {queue_key!r} not found")
         queue.last_polled = now
         jobs, more = queue.page(position, size)
-        parts: list[bytes] = []
-        for job in jobs:
-            listing = job.listing
-            if listing is None:
-                listing = job.listing = encode(job.scheduled_job())
-            parts.append(listing)
+        parts = [job.listing or _listing(job) for job in jobs]
         paused = queue.paused
         cursor = encode_cursor(jobs[-1]) if jobs else after or None
         queue_id = queue.id
@@ -183,7 +185,18 @@ def list_scheduled_jobs(
             "cluster_queue": ClusterQueue(id=queue_id, dispatch_paused=paused, paused=paused),
         }
     )
-    return b'{"jobs":[' + b",".join(parts) + b"]," + tail[1:]
+    if not parts:
+        return b'{"jobs":[],' + tail[1:]
+    # Glue the head and tail onto the end parts so the page is copied once, in one join.
+    parts[0] = b'{"jobs":[' + parts[0]
+    parts[-1] = parts[-1] + b"]," + tail[1:]
+    return b",".join(parts)
+
+
+def _listing(job: JobRecord) -> bytes:
+    """A job's JSON in a listing, encoded on first use and kept (it never changes)."""
+    listing = job.listing = encode(job.scheduled_job())
+    return listing
 
 
 def reserve_jobs(em: Emulator, key: str, req: ReserveJobsRequest) -> Reservation:
