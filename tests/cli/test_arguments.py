@@ -123,3 +123,14 @@ def test_bad_fault_spec_is_a_usage_error(runner: CliRunner) -> None:
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: --faults: ")
     assert "bogus" in line
+
+
+def test_redact_masks_token_shapes_only() -> None:
+    from stacksapi.cli._common import redact
+
+    text = "cluster bkct_abc123 job bkjat_x-y_z admin bkemu_ff00 pipeline bkapp_frontend"
+    assert redact(text, "s3cr3t-value") == (
+        "cluster bkct_********** job bkjat_********** admin bkemu_********** "
+        "pipeline bkapp_frontend"
+    )
+    assert redact("token is s3cr3t-value.", "s3cr3t-value") == "token is **********."

@@ -62,8 +62,9 @@ TOKEN_ENV = "BUILDKITE_CLUSTER_TOKEN"  # noqa: S105 - a variable name, not a sec
 BASE_URL_ENV = "STACKSAPI_BASE_URL"
 DEFAULT_BASE_URL = "https://agent.buildkite.com/v3/"
 
-# Buildkite tokens carry a short prefix (bkct_, bkjat_, bkua_ …); anything shaped so is masked.
-_TOKEN_SHAPE = re.compile(r"\b(bk[a-z]{1,6})_[A-Za-z0-9_\-]{3,}")
+# Buildkite tokens carry a short prefix: cluster (bkct_), job acquisition (bkjat_), user API
+# (bkua_), agent (bkat_, bkaa_), registration (bkar_), and the emulator's admin token (bkemu_).
+_TOKEN_SHAPE = re.compile(r"\b(bkct|bkjat|bkua|bkat|bkaa|bkar|bkemu)_[A-Za-z0-9_\-]{3,}")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
