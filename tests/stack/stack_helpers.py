@@ -145,10 +145,13 @@ def config(**changes: Any) -> StackConfig:
 class Run:
     """A stack running in the background of a test, with its events."""
 
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
+    def __init__(self, client: Any, cfg: StackConfig, dispatcher: Any) -> None:
+        self.stack = Stack(client, cfg, dispatcher, on_event=self.on_event)
         self.events: list[StackEvent] = []
         self.task: asyncio.Task[StackExit] | None = None
+
+    def on_event(self, event: StackEvent) -> None:
+        self.events.append(event)
 
     def kinds(self, job: str | None = None) -> list[EventKind]:
         return [e.kind for e in self.events if job is None or e.job_uuid == job]
@@ -169,8 +172,7 @@ class Run:
 
 
 def start(client: AsyncClient, cfg: StackConfig, dispatcher: SimDispatcher) -> Run:
-    run = Run(Stack(client, cfg, dispatcher))
-    run.stack._on_event = run.events.append
+    run = Run(client, cfg, dispatcher)
     run.task = asyncio.create_task(run.stack.run_async())
     return run
 

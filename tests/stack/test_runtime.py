@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 
 import anyio
 import pytest
 from stack_helpers import accepted_count, config, no_429, sim, start, state
 
-from stacksapi import AsyncClient
+from stacksapi import AsyncClient, JobAcquisitionTokens
 from stacksapi.emulator import EmulatorServer
 from stacksapi.stack import EventKind, Stack
 
@@ -254,3 +255,38 @@ async def test_prometheus_metrics_are_served(
     assert "stacksapi_scheduled_to_dispatch_seconds_count" in text
     assert "stacksapi_poll_duration_seconds_count" in text
     assert 'stacksapi_jobs_in_flight{stack="test-stack"}' in text
+
+
+class WithholdingClient:
+    """The real client, except that the server "does not issue" a token for one job."""
+
+    def __init__(self, client: AsyncClient, withhold: str) -> None:
+        self._client = client
+        self._withhold = withhold
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def issue_job_acquisition_tokens(
+        self, stack_key: str, job_uuids: Any, **kwargs: Any
+    ) -> JobAcquisitionTokens:
+        issued = await self._client.issue_job_acquisition_tokens(stack_key, job_uuids, **kwargs)
+        kept = tuple(t for t in issued.job_acquisition_tokens if t.job_uuid != self._withhold)
+        return JobAcquisitionTokens(
+            job_acquisition_tokens=kept, not_issued=(*issued.not_issued, self._withhold)
+        )
+
+
+async def test_job_without_a_token_is_not_started(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    withheld, normal = em.create_job(), em.create_job()
+    dispatcher = sim(stacks_emulator)
+    client = WithholdingClient(async_stacks_client, withheld)
+    run = start(client, config(), dispatcher)  # type: ignore[arg-type]
+    await run.until(lambda: state(stacks_emulator, normal) == "finished")
+    await run.until(lambda: EventKind.TOKEN_NOT_ISSUED in run.kinds(withheld))
+    await run.stop()
+    assert dispatcher.dispatched == [normal]
+    assert accepted_count(stacks_emulator, withheld) == 0

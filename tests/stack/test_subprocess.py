@@ -38,11 +38,8 @@ def sub_config(server: EmulatorServer, tmp_path: Path, **changes: object) -> Sub
 
 
 def start_stack(client: AsyncClient, server: EmulatorServer, sub: SubprocessConfig) -> Run:
-    from stacksapi.stack import Stack
-
     dispatcher = SubprocessDispatcher(sub)
-    run = Run(Stack(client, config(subprocess=sub), dispatcher))
-    run.stack._on_event = run.events.append
+    run = Run(client, config(subprocess=sub), dispatcher)
     run.task = asyncio.create_task(run.stack.run_async())
     return run
 
