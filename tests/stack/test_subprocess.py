@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 from stack_helpers import Run, accepted_count, config, eventually, no_429, state
 
@@ -187,3 +188,18 @@ async def test_no_token_and_no_agent_token_is_a_dispatch_error(tmp_path: Path) -
     with pytest.raises(DispatchError, match="agent_token_env"):
         await d.dispatch(request("0190aaaa-0000-4000-8000-000000000002", token=None))
     await d.shutdown(0)
+
+
+async def test_unusable_work_dir_ends_the_run_with_a_reason(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    sub = sub_config(stacks_emulator, tmp_path, work_dir=str(blocker / "work"))
+    run = start_stack(async_stacks_client, stacks_emulator, sub)
+    assert run.task is not None
+    with anyio.fail_after(15):
+        result = await run.task
+    assert result.exit_code == 1
+    assert "dispatcher failed to start" in result.reason
+    assert stacks_emulator.emulator.list_stacks() == []  # registered, then deregistered

@@ -175,7 +175,13 @@ class Stack:
         result = StackExit("stop requested")
         loops: list[asyncio.Task[None]] = []
         try:
-            for uuid in await self.dispatcher.start(self):
+            try:
+                adopted = await self.dispatcher.start(self)
+            except Exception as exc:
+                self._log.exception("stack %s: the dispatcher failed to start", self.config.key)
+                result = StackExit(f"the dispatcher failed to start: {exc}", exc)
+                return result
+            for uuid in adopted:
                 self._flights[uuid] = _Flight(_adopted_job(uuid), None, True, True)
                 self._log.info("job %s: adopted, its agent is already running", uuid)
             loops = [
@@ -196,7 +202,7 @@ class Stack:
                     self._log.error("stack %s stopping: %s", self.config.key, died.reason)
         finally:
             await self._shutdown(loops, graceful=result.ok)
-        self._emit(EventKind.STOPPED, message=result.reason, reason=result.reason, ok=result.ok)
+            self._emit(EventKind.STOPPED, message=result.reason, reason=result.reason, ok=result.ok)
         return result
 
     # --- dispatcher sink --------------------------------------------------------------------

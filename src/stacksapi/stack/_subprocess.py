@@ -51,6 +51,7 @@ class SubprocessDispatcher:
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._cancel_reason: dict[str, str] = {}
+        self._killers: set[asyncio.Task[None]] = set()
         self._agent_token: str | None = None
 
     @property
@@ -174,8 +175,16 @@ class SubprocessDispatcher:
             if job_uuid not in self._watchers and self._sink is not None:
                 self._sink.agent_ended(AgentExit(job_uuid, None, "", f"cancelled: {reason}"))
             return
+        if job_uuid in self._cancel_reason:
+            return  # already being stopped
         self._cancel_reason[job_uuid] = reason
         _signal_group(proc.pid, signal.SIGTERM)
+        # Escalate in the background: the runtime's loop must not wait out the grace period.
+        task = asyncio.create_task(self._kill_after_grace(proc))
+        self._killers.add(task)
+        task.add_done_callback(self._killers.discard)
+
+    async def _kill_after_grace(self, proc: asyncio.subprocess.Process) -> None:
         try:
             await asyncio.wait_for(asyncio.shield(proc.wait()), self.config.kill_grace)
         except TimeoutError:
@@ -184,6 +193,8 @@ class SubprocessDispatcher:
     async def shutdown(self, grace: float) -> None:
         """Wait up to ``grace`` seconds for running agents; those still running are left to
         finish their jobs (a restarted stack with the same ``work_dir`` adopts them)."""
+        if self._killers:  # cancelled agents: let them die (SIGKILL after kill_grace)
+            await asyncio.wait(list(self._killers), timeout=self.config.kill_grace + 1)
         watchers = list(self._watchers.values())
         if watchers and grace > 0:
             await asyncio.wait(watchers, timeout=grace)
