@@ -2,7 +2,7 @@
 
 One asyncio task polls (register once, list the first pages, honour ``dispatch_paused``, filter,
 order, reserve within free capacity, issue job acquisition tokens, dispatch); another watches
-what is in flight (renew reservations before they expire, check states in batches, tear down work
+what is in flight (:mod:`._inflight`: renew reservations, check states in batches, tear down work
 for cancelled jobs, finish jobs whose agent failed before taking them); a third sends
 notifications in batches. Every API call passes a per-scope rate limiter. The decisions live in
 :mod:`._planning` as pure functions; this module is the I/O shell around them.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import logging
 import random
@@ -20,67 +19,33 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
-from stacksapi._errors import AuthenticationError, RateLimitError, StacksAPIError
-from stacksapi._models import JobState, ScheduledJob, Secret
+from stacksapi._errors import AuthenticationError, StacksAPIError
+from stacksapi._models import ScheduledJob, Secret
 
 from ._api import AsyncStacksClient, LimitedAPI, is_permanent
 from ._config import StackConfig
 from ._dispatcher import AgentExit, Dispatcher, DispatchError, DispatchRequest
-from ._events import EventCallback, EventKind, StackEvent
+from ._events import EventCallback, EventKind
+from ._inflight import (
+    MAX_BACKOFF,
+    Fatal,
+    Flight,
+    InFlight,
+    StackExit,
+    adopted_job,
+    aware,
+    cancel_tasks,
+    running_loop,
+)
 from ._metrics import StackMetrics
-from ._planning import NotificationBatcher, chunks, crop_detail, renewals_due, select_candidates
+from ._planning import NotificationBatcher, chunks, select_candidates
 from ._ratelimit import RateLimiter
 
 __all__ = ["Stack", "StackExit"]
 
-_TERMINAL = frozenset(s.value for s in JobState if s.is_terminal)
-_AGENT_OWNED = frozenset({JobState.ACCEPTED, JobState.RUNNING, JobState.FINISHED})
-_CANCELLING = frozenset({JobState.CANCELING, JobState.CANCELED})
-_HELD = frozenset({JobState.RESERVED, JobState.ASSIGNED})
-_MAX_BACKOFF = 30.0
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class StackExit:
-    """Why :meth:`Stack.run_async` returned. ``error`` is set when the loop died of it."""
-
-    reason: str
-    error: BaseException | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def exit_code(self) -> int:
-        """For a CLI: 0 after a requested stop, 1 after a permanent error."""
-        return 0 if self.ok else 1
-
-
-class _Fatal(Exception):
-    """The loop cannot go on; ``reason`` says why in one line."""
-
-    def __init__(self, reason: str, cause: BaseException) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.cause = cause
-
-
-@dataclasses.dataclass(slots=True)
-class _Flight:
-    """One job this stack holds: reserved, being provisioned, or run by its agent."""
-
-    job: ScheduledJob
-    expires_at: float | None  # monotonic end of our reservation; None once an agent owns it
-    dispatched: bool = False
-    started: bool = False  # an agent accepted the job
-    cancelled: bool = False  # dispatcher told to tear the work down
-    ended: AgentExit | None = None  # the agent failed; waiting for a state check to decide
-
-
-class Stack:
+class Stack(InFlight):
     """Runs one stack: ``await stack.run_async()`` in asyncio, or ``stack.run()`` in a script.
 
     ``client`` is a ``stacksapi.AsyncClient`` (the caller opens and closes it), ``dispatcher``
@@ -108,7 +73,7 @@ class Stack:
             client, config.key, RateLimiter(config.rate_limit_fraction, clock=clock),
             self.metrics, self._rate_limited,
         )  # fmt: skip
-        self._flights: dict[str, _Flight] = {}
+        self._flights: dict[str, Flight] = {}
         self._verify: set[str] = set()
         self._notes = NotificationBatcher()
         self._filtered_seen: set[str] = set()
@@ -147,7 +112,7 @@ class Stack:
             loop, stop = self._loop, self._stop
         if loop is not None and stop is not None and not loop.is_closed():
             try:
-                if _running_loop() is loop:
+                if running_loop() is loop:
                     stop.set()
                 else:
                     loop.call_soon_threadsafe(stop.set)
@@ -167,7 +132,7 @@ class Stack:
             self._stop.set()
         try:
             await self._register()
-        except _Fatal as fatal:
+        except Fatal as fatal:
             self._emit(EventKind.STOPPED, message=fatal.reason, reason=fatal.reason, ok=False)
             return StackExit(fatal.reason, fatal.cause)
         if self.config.metrics_port is not None:
@@ -182,7 +147,7 @@ class Stack:
                 result = StackExit(f"the dispatcher failed to start: {exc}", exc)
                 return result
             for uuid in adopted:
-                self._flights[uuid] = _Flight(_adopted_job(uuid), None, True, True)
+                self._flights[uuid] = Flight(adopted_job(uuid), None, True, True)
                 self._log.info("job %s: adopted, its agent is already running", uuid)
             loops = [
                 asyncio.create_task(self._poll_loop(), name="stack-poll"),
@@ -195,9 +160,7 @@ class Stack:
             for task in done:
                 err = None if task is stop_wait else task.exception()
                 if err is not None:
-                    died = (
-                        err if isinstance(err, _Fatal) else _Fatal(f"internal error: {err!r}", err)
-                    )
+                    died = err if isinstance(err, Fatal) else Fatal(f"internal error: {err!r}", err)
                     result = StackExit(died.reason, died.cause)
                     self._log.error("stack %s stopping: %s", self.config.key, died.reason)
         finally:
@@ -248,9 +211,9 @@ class Stack:
                 await self._api.register(cfg.queue_key, cfg.type, cfg.metadata)
             except StacksAPIError as exc:
                 if is_permanent(exc) or attempt >= 2 or self._stop_requested:
-                    raise _Fatal(f"cannot register stack {cfg.key!r}: {exc}", exc) from exc
+                    raise Fatal(f"cannot register stack {cfg.key!r}: {exc}", exc) from exc
                 attempt += 1
-                await asyncio.sleep(min(_MAX_BACKOFF, 0.5 * 2**attempt))
+                await asyncio.sleep(min(MAX_BACKOFF, 0.5 * 2**attempt))
                 continue
             self._emit(EventKind.REGISTERED, message=f"registered stack {cfg.key!r}")
             return
@@ -259,7 +222,7 @@ class Stack:
         self._stop_requested = True
         self._emit(EventKind.STOPPING, message="stopping: no new jobs")
         poll, rest = (loops[0], loops[1:]) if loops else (None, [])
-        await _cancel_tasks([poll] if poll else [])
+        await cancel_tasks([poll] if poll else [])
         grace = self.config.shutdown_grace if graceful else 0.0
         deadline = self._clock() + grace
         if self._tasks:  # let launches under way complete, so none is left half-done
@@ -270,8 +233,8 @@ class Stack:
             await asyncio.sleep(min(0.1, max(0.0, deadline - self._clock())))
         for uuid in self._unstarted():
             await self._cancel_work(uuid, "the stack is shutting down")
-        await _cancel_tasks(list(self._tasks))
-        await _cancel_tasks(rest)
+        await cancel_tasks(list(self._tasks))
+        await cancel_tasks(rest)
         try:
             await self._flush_notifications(final=True)
             left = 0.0 if self._force else max(0.0, deadline - self._clock())
@@ -300,10 +263,10 @@ class Stack:
                 failures = 0
             except StacksAPIError as exc:
                 if is_permanent(exc):
-                    raise _Fatal(f"polling failed permanently: {exc}", exc) from exc
+                    raise Fatal(f"polling failed permanently: {exc}", exc) from exc
                 failures += 1
                 self._emit(EventKind.API_ERROR, message=f"poll failed (will retry): {exc}")
-                delay = min(_MAX_BACKOFF, self.config.poll_interval * 2**failures)
+                delay = min(MAX_BACKOFF, self.config.poll_interval * 2**failures)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 continue
             finally:
@@ -390,7 +353,7 @@ class Stack:
                 self._emit(EventKind.NOT_RESERVED, uuid, "not reserved (taken or gone)")
             reserved = [u for u in res.reserved if u in by_id and u not in self._flights]
             for uuid in reserved:
-                self._flights[uuid] = _Flight(by_id[uuid], expires)
+                self._flights[uuid] = Flight(by_id[uuid], expires)
                 self._emit(EventKind.RESERVED, uuid, "reserved")
                 self._note(uuid, f"Reserved by stack {cfg.key}")
             self.metrics.set_in_flight(len(self._flights))
@@ -440,7 +403,7 @@ class Stack:
             detail = f"The stack's dispatcher failed: {type(exc).__name__}: {exc}"
         else:
             self.metrics.inc("jobs_dispatched")
-            wait = (dt.datetime.now(dt.UTC) - _aware(job.scheduled_at)).total_seconds()
+            wait = (dt.datetime.now(dt.UTC) - aware(job.scheduled_at)).total_seconds()
             self.metrics.observe_dispatch_wait(wait)
             self._emit(EventKind.DISPATCHED, uuid, "dispatched", wait=wait)
             self._note(uuid, f"Stack {cfg.key} is starting an agent")
@@ -449,198 +412,3 @@ class Stack:
         self._emit(EventKind.DISPATCH_FAILED, uuid, detail)
         await self._finish(uuid, detail)
         self._release(uuid)
-
-    # --- watching in-flight work ------------------------------------------------------------
-
-    async def _watch_loop(self) -> None:
-        assert self._wake_watch is not None
-        cfg = self.config
-        next_check = 0.0
-        tick = min(cfg.state_check_interval, 1.0)
-        while True:
-            self._wake_watch.clear()
-            now = self._clock()
-            try:
-                await self._renew(now)
-                if now >= next_check or self._verify:
-                    next_check = now + cfg.state_check_interval
-                    await self._check_states()
-            except StacksAPIError as exc:
-                if isinstance(exc, AuthenticationError):
-                    raise _Fatal(f"checking jobs failed permanently: {exc}", exc) from exc
-                self._emit(EventKind.API_ERROR, message=f"watch failed (will retry): {exc}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_watch.wait(), tick)
-
-    async def _renew(self, now: float) -> None:
-        cfg = self.config
-        expiries = {
-            u: f.expires_at
-            for u, f in self._flights.items()
-            if f.expires_at is not None and not f.started and not f.cancelled
-        }
-        due = renewals_due(expiries, now=now, margin=cfg.renew_margin)
-        for batch in chunks(due):
-            res = await self._api.reserve(batch, cfg.reservation_expiry_seconds)
-            expires = self._clock() + cfg.reservation_expiry_seconds
-            for uuid in res.reserved:
-                if (flight := self._flights.get(uuid)) is not None:
-                    flight.expires_at = expires
-                    self.metrics.inc("reservations_renewed")
-                    self._emit(EventKind.RENEWED, uuid, "reservation renewed")
-            for uuid in res.not_reserved:  # taken by an agent, cancelled, or lost: ask
-                if (flight := self._flights.get(uuid)) is not None:
-                    flight.expires_at = None
-                    self._verify.add(uuid)
-
-    async def _check_states(self) -> None:
-        uuids = sorted(
-            {u for u, f in self._flights.items() if not f.started or f.ended} | self._verify
-        )
-        self._verify.clear()
-        for batch in chunks(uuids):
-            states = (await self._api.states(batch)).states
-            for uuid in batch:
-                await self._apply_state(uuid, states.get(uuid))
-
-    async def _apply_state(self, uuid: str, state: str | None) -> None:
-        flight = self._flights.get(uuid)
-        if flight is None:
-            return
-        if state in _AGENT_OWNED and not flight.started:
-            flight.started, flight.expires_at = True, None
-            self._emit(EventKind.STARTED, uuid, f"agent took the job ({state})")
-        if flight.ended is not None:
-            if state in _HELD and not flight.started:
-                detail = _failure_detail(flight.ended)
-                await self._finish(uuid, detail)
-            self._release(uuid)
-            return
-        if flight.started:
-            return
-        if state in _CANCELLING:
-            self.metrics.inc("jobs_cancelled")
-            self._emit(EventKind.CANCELLED, uuid, f"job {state} in Buildkite; tearing down")
-            await self._cancel_work(uuid, f"the job was {state}")
-        elif (
-            state is None or state in _TERMINAL or state == JobState.SCHEDULED
-        ) and flight.expires_at is None:
-            self._emit(EventKind.LOST, uuid, f"reservation lost (state {state})")
-            await self._cancel_work(uuid, f"the reservation was lost (state {state})")
-
-    async def _cancel_work(self, uuid: str, reason: str) -> None:
-        flight = self._flights.get(uuid)
-        if flight is None or flight.cancelled:
-            return
-        flight.cancelled, flight.expires_at = True, None
-        self._note(uuid, f"Stack {self.config.key} stopped provisioning: {reason}")
-        if not flight.dispatched:
-            self._release(uuid)
-            return
-        try:
-            await self.dispatcher.cancel(uuid, reason)
-        except Exception:
-            self._log.exception("job %s: dispatcher cancel failed", uuid)
-            self._release(uuid)
-
-    async def _finish(self, uuid: str, detail: str) -> None:
-        if uuid in self._finished:
-            return
-        self._finished.add(uuid)
-        detail = crop_detail(detail)
-        try:
-            await self._api.finish(uuid, detail, -1, "stack_error")
-        except StacksAPIError as exc:
-            if isinstance(exc, AuthenticationError):
-                raise
-            self._log.error("job %s: finish failed: %s", uuid, exc)
-            return
-        self.metrics.inc("jobs_finished_by_stack")
-        self._emit(EventKind.FINISHED_BY_STACK, uuid, detail, exit_status=-1,
-                   signal_reason="stack_error", detail=detail)  # fmt: skip
-
-    def _release(self, uuid: str) -> None:
-        if self._flights.pop(uuid, None) is None:
-            return
-        self._notes.forget(uuid)
-        self.metrics.set_in_flight(len(self._flights))
-        if self._wake_poll is not None:
-            self._wake_poll.set()
-
-    # --- notifications ----------------------------------------------------------------------
-
-    def _note(self, uuid: str, detail: str) -> None:
-        if self.config.notifications:
-            self._notes.add(uuid, detail, dt.datetime.now(dt.UTC))
-
-    async def _notify_loop(self) -> None:
-        while True:
-            await asyncio.sleep(0.5)
-            await self._flush_notifications(final=False)
-
-    async def _flush_notifications(self, *, final: bool) -> None:
-        while self._notes:
-            batch = self._notes.take()
-            try:
-                result = await self._api.notify(batch)
-            except StacksAPIError as exc:
-                self._log.warning("notifications dropped (%d): %s", len(batch), exc)
-                if not final and isinstance(exc, AuthenticationError):
-                    raise _Fatal(f"notifications failed permanently: {exc}", exc) from exc
-                continue
-            for err in result.errors:
-                self._log.debug("notifications %s rejected: %s", list(err.indexes), err.error)
-            if not final:
-                return
-
-    # --- helpers ----------------------------------------------------------------------------
-
-    def _rate_limited(self, endpoint: str, exc: RateLimitError) -> None:
-        self._emit(EventKind.RATE_LIMITED, message=f"{endpoint}: 429, waiting {exc.retry_after}s")
-
-    def _emit(self, kind: EventKind, job_uuid: str | None = None, message: str = "",
-              **data: Any) -> None:  # fmt: skip
-        level = logging.WARNING if kind in _WARN_EVENTS else logging.DEBUG
-        if self._log.isEnabledFor(level):
-            prefix = f"job {job_uuid}: " if job_uuid else ""
-            self._log.log(level, "%s%s", prefix, message or kind.value,
-                          extra={"job_uuid": job_uuid, "event": kind.value})  # fmt: skip
-        if self._on_event is not None:
-            try:
-                self._on_event(StackEvent(kind, job_uuid, message, data))
-            except Exception:
-                self._log.exception("on_event callback raised")
-
-
-_WARN_EVENTS = frozenset(
-    {EventKind.DISPATCH_FAILED, EventKind.RATE_LIMITED, EventKind.API_ERROR, EventKind.LOST}
-)
-
-
-def _failure_detail(ended: AgentExit) -> str:
-    head = ended.error or f"The agent exited with status {ended.exit_status} before taking the job"
-    output = ended.output.strip()
-    return f"{head}.\nLast output:\n{output}" if output else f"{head} (no output)."
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-
-
-def _adopted_job(uuid: str) -> ScheduledJob:
-    return ScheduledJob(id=uuid, scheduled_at=dt.datetime.now(dt.UTC))
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-async def _cancel_tasks(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
