@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import secrets
 import statistics
@@ -189,10 +188,8 @@ def main() -> None:
         emu.create_jobs(args.jobs)
         bare = asyncio.run(bare_loop(emu, args.jobs))
         emu.reset()
-        created = dt.datetime.now(dt.UTC)
         emu.create_jobs(args.jobs)
         figures = asyncio.run(stack_run(emu, args.jobs))
-        del created
         figures["http_429"] = count_429(emu.counters())
     finally:
         emu.close()
