@@ -71,6 +71,8 @@ MAX_DETAIL_BYTES = 4096
 MAX_NOTIFICATION_CHARS = 256
 MAX_NOTIFICATIONS_PER_JOB = 100
 NOTIFY_AFTER_FINISH_SECONDS = 300.0
+TIMESTAMP_RESOLUTION = 0.001
+"""Wire timestamps carry at most micro- or milliseconds: closer times compare as equal."""
 CLOCK_SKEW_SECONDS = 60.0
 CLUSTER_TOKEN_TYPE = "cluster"  # noqa: S105 - a kind of token, not a token
 
@@ -333,12 +335,13 @@ def _check_note(em: Emulator, job_id: str, detail: str, timestamp: Any, now: flo
         when = _epoch(timestamp)
         if when > now + CLOCK_SKEW_SECONDS:
             return "timestamp: must not be in the future"
-        if when < job.created_at:
+        if when < job.created_at - TIMESTAMP_RESOLUTION:
             return "timestamp: must not be before the job was created"
     history = job.history
     if history is not None:
-        if history.finish is not None and now - history.finish.at.timestamp() > (
-            NOTIFY_AFTER_FINISH_SECONDS
+        finished_at = history.finish.at.timestamp() if history.finish is not None else None
+        if finished_at is not None and now - finished_at > (
+            NOTIFY_AFTER_FINISH_SECONDS + TIMESTAMP_RESOLUTION
         ):
             return f"job_uuid: job finished more than {NOTIFY_AFTER_FINISH_SECONDS:.0f} s ago"
         if len(history.notifications) >= MAX_NOTIFICATIONS_PER_JOB:
