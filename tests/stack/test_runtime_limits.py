@@ -23,7 +23,7 @@ async def test_backs_off_when_the_server_rate_limits(
 ) -> None:
     # The server allows 3 list calls per second, the runtime budgets for the documented 10.
     em = stacks_emulator.emulator
-    jobs = em.create_jobs(3)
+    jobs = em.create_jobs(10)  # one poll per job at least: more than 3 in the first second
     cfg = config(poll_interval=0.01, max_in_flight=1)
     run = start(async_stacks_client, cfg, sim(stacks_emulator))
     await run.until(lambda: all(state(stacks_emulator, j) == "finished" for j in jobs))
