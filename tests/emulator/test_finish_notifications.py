@@ -73,6 +73,9 @@ def test_finish_detail_limit_and_required(
     missing = _finish(http, job, {"exit_status": 1})
     assert missing.status_code == 400
     assert "detail" in missing.json()["message"]
+    empty = _finish(http, job, {"exit_status": 1, "detail": ""})
+    assert empty.status_code == 422
+    assert empty.json()["message"].startswith("detail")
     assert _finish(http, job, {"exit_status": 1, "detail": "é" * 2048}).status_code == 200
 
 

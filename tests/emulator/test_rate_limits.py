@@ -53,6 +53,21 @@ def test_headers_on_every_response(limited: httpx2.Client) -> None:
     assert not_found.headers["RateLimit-Scope"] == "show-job"
 
 
+def test_headers_on_responses_refused_for_their_body(limited: httpx2.Client) -> None:
+    bad_json = limited.post("stacks/register", content=b"{not json")
+    empty = limited.post("stacks/register", content=b"")
+    too_big = limited.post(f"stacks/{A}/notifications", content=b" " * (3 * 1024 * 1024))
+    for response, status, scope in (
+        (bad_json, 400, "default"),
+        (empty, 400, "default"),
+        (too_big, 413, "stack-notification"),
+    ):
+        assert response.status_code == status
+        assert response.headers["RateLimit-Scope"] == scope
+        assert int(response.headers["RateLimit-Remaining"]) >= 0
+        assert response.headers["RateLimit-Reset"] == "1"
+
+
 def test_429_body_and_retry_after(limited: httpx2.Client, clock: ManualClock) -> None:
     for _ in range(10):
         assert _list(limited).status_code == 200

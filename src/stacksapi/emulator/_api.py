@@ -264,6 +264,8 @@ def get_job_states(em: Emulator, key: str, req: JobUUIDsRequest) -> JobStates:
 
 def finish_job(em: Emulator, key: str, job_id: str, req: FinishBody) -> None:
     """A stack finishes a job it will not (or could not) hand to an agent."""
+    if not req.detail:
+        raise EmulatorError(422, "detail: required, must not be empty")
     if len(req.detail.encode()) > MAX_DETAIL_BYTES:
         raise EmulatorError(422, f"detail: at most {MAX_DETAIL_BYTES} bytes")
     if req.signal_reason is not None and len(req.signal_reason) > 256:

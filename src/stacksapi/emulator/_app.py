@@ -97,12 +97,15 @@ class _Api:
             decision = em.rate(key, endpoint.scope, count=False)
             message = "missing Authorization: Token header" if token is None else "invalid token"
             raise _with_headers(EmulatorError(401, message), decision)
-        body = await read_body(request) if request.method in ("POST", "PUT") else b""
         register: RegisterStackRequest | None = None
-        if endpoint.name == "register_stack":
-            register = api.decode_body(body, RegisterStackRequest)
-            key = register.key
-        elif endpoint.name == "get_token":
+        try:
+            body = await read_body(request) if request.method in ("POST", "PUT") else b""
+            if endpoint.name == "register_stack":
+                register = api.decode_body(body, RegisterStackRequest)
+                key = register.key
+        except EmulatorError as exc:  # 400/413 before the window is known: headers all the same
+            raise _with_headers(exc, em.rate(key, endpoint.scope, count=False)) from None
+        if endpoint.name == "get_token":
             key = "token " + em.token_info_id(token)  # no stack: one window per token
         decision = em.rate(key, endpoint.scope)
         if decision is not None and not decision.allowed:
