@@ -211,8 +211,19 @@ def _path(name: str, key: str | None = None, uuid: str | None = None) -> tuple[E
     return endpoint, path
 
 
-def _chunks(items: list[str]) -> list[list[str]]:
-    return [items[i : i + BATCH_SIZE] for i in range(0, len(items), BATCH_SIZE)]
+def _chunked(
+    endpoint: Endpoint, path: str, uuids: list[str], body: Callable[[list[str]], Any], result: type
+) -> tuple[Call, ...]:
+    """One call per 1000 job uuids (none for an empty list), each with ``body(chunk)``."""
+    return tuple(
+        Call(endpoint, path, body=_ENCODER.encode(body(uuids[i : i + BATCH_SIZE])), result=result)
+        for i in range(0, len(uuids), BATCH_SIZE)
+    )
+
+
+def _seconds(value: object, field: str) -> int | None:
+    """An optional duration argument: ``None`` (the server's default) or 1..3600 seconds."""
+    return None if value is None else check_int_range(value, field, 1, 3600)
 
 
 def register_stack(
@@ -246,11 +257,13 @@ def list_scheduled_jobs(
     return Op((Call(endpoint, path, params=params, result=m.ScheduledJobsPage),))
 
 
-def _merge_reservations(parts: list[m.Reservation]) -> m.Reservation:
-    return m.Reservation(
-        reserved=tuple(u for p in parts for u in p.reserved),
-        not_reserved=tuple(u for p in parts for u in p.not_reserved),
-    )
+def _concat(model: Callable[..., T], *fields: str) -> Callable[[list[T]], T]:
+    """A merge of chunked answers: ``model`` with each tuple field joined in request order."""
+
+    def merge(parts: list[T]) -> T:
+        return model(**{f: tuple(x for p in parts for x in getattr(p, f)) for f in fields})
+
+    return merge
 
 
 def batch_reserve_jobs(
@@ -258,21 +271,13 @@ def batch_reserve_jobs(
 ) -> Op[m.Reservation]:
     endpoint, path = _path("batch_reserve_jobs", check_stack_key(stack_key))
     uuids = check_job_uuids(job_uuids)
-    expiry = None
-    if reservation_expiry_seconds is not None:
-        expiry = check_int_range(reservation_expiry_seconds, "reservation_expiry_seconds", 1, 3600)
-    calls = tuple(
-        Call(
-            endpoint,
-            path,
-            body=_ENCODER.encode(
-                m.ReserveJobsRequest(job_uuids=chunk, reservation_expiry_seconds=expiry)
-            ),
-            result=m.Reservation,
-        )
-        for chunk in _chunks(uuids)
-    )
-    return Op(calls, _merge_reservations)
+    expiry = _seconds(reservation_expiry_seconds, "reservation_expiry_seconds")
+
+    def body(chunk: list[str]) -> m.ReserveJobsRequest:
+        return m.ReserveJobsRequest(job_uuids=chunk, reservation_expiry_seconds=expiry)
+
+    merge = _concat(m.Reservation, "reserved", "not_reserved")
+    return Op(_chunked(endpoint, path, uuids, body, m.Reservation), merge)
 
 
 def get_job(stack_key: object, job_uuid: object) -> Op[m.Job]:
@@ -289,14 +294,9 @@ def _merge_states(parts: list[m.JobStates]) -> m.JobStates:
 
 def get_job_states(stack_key: object, job_uuids: object) -> Op[m.JobStates]:
     endpoint, path = _path("get_job_states", check_stack_key(stack_key))
-    calls = tuple(
-        Call(
-            endpoint,
-            path,
-            body=_ENCODER.encode(m.JobUUIDsRequest(job_uuids=chunk)),
-            result=m.JobStates,
-        )
-        for chunk in _chunks(check_job_uuids(job_uuids))
+    uuids = check_job_uuids(job_uuids)
+    calls = _chunked(
+        endpoint, path, uuids, lambda chunk: m.JobUUIDsRequest(job_uuids=chunk), m.JobStates
     )
     return Op(calls, _merge_states)
 
@@ -362,31 +362,18 @@ def create_stack_notifications(
     return Op(tuple(calls), merge, tuple(warnings))
 
 
-def _merge_tokens(parts: list[m.JobAcquisitionTokens]) -> m.JobAcquisitionTokens:
-    return m.JobAcquisitionTokens(
-        job_acquisition_tokens=tuple(t for p in parts for t in p.job_acquisition_tokens),
-        not_issued=tuple(u for p in parts for u in p.not_issued),
-    )
-
-
 def issue_job_acquisition_tokens(
     stack_key: object, job_uuids: object, *, token_lifetime_seconds: object
 ) -> Op[m.JobAcquisitionTokens]:
     endpoint, path = _path("issue_job_acquisition_tokens", check_stack_key(stack_key))
     uuids = check_job_uuids(job_uuids)
-    lifetime = None
-    if token_lifetime_seconds is not None:
-        lifetime = check_int_range(token_lifetime_seconds, "token_lifetime_seconds", 1, 3600)
-    calls = tuple(
-        Call(
-            endpoint,
-            path,
-            body=_ENCODER.encode(m.TokensRequest(job_uuids=chunk, token_lifetime_seconds=lifetime)),
-            result=m.JobAcquisitionTokens,
-        )
-        for chunk in _chunks(uuids)
-    )
-    return Op(calls, _merge_tokens)
+    lifetime = _seconds(token_lifetime_seconds, "token_lifetime_seconds")
+
+    def body(chunk: list[str]) -> m.TokensRequest:
+        return m.TokensRequest(job_uuids=chunk, token_lifetime_seconds=lifetime)
+
+    merge = _concat(m.JobAcquisitionTokens, "job_acquisition_tokens", "not_issued")
+    return Op(_chunked(endpoint, path, uuids, body, m.JobAcquisitionTokens), merge)
 
 
 def get_token() -> Op[m.TokenInfo]:
