@@ -1,0 +1,1 @@
+"""Chaos tests: the stack runtime against a faulty emulator (see docs/reliability-chaos.md)."""

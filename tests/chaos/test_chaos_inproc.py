@@ -1,0 +1,44 @@
+"""Chaos with the stacks in this process: faults, clock jumps, pauses, cancellations.
+
+Every run ends with the invariants of :func:`chaos._world.verify` checked from the emulator's
+job histories (started at most once, all terminal, no stale reservation, no 429 from the real
+limiter, stacks deregistered) and its figures recorded for the summary table.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ._inproc import cancel_everywhere, clock_jumps, faults_only, pause_resume
+from .conftest import Ledger
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_one_stack_survives_seeded_faults(seed: int, chaos_ledger: Ledger) -> None:
+    report = chaos_ledger.record(await faults_only(seed, 60))
+    assert report.ok, report.explain()
+    assert sum(report.faults.values()) > 0  # the run was really disturbed
+
+
+async def test_three_stacks_share_a_queue_under_faults(chaos_ledger: Ledger) -> None:
+    report = chaos_ledger.record(await faults_only(3, 90, stacks=3))
+    assert report.ok, report.explain()
+    assert report.duplicates == 0
+
+
+async def test_clock_jumps_expire_reservations_and_tokens(chaos_ledger: Ledger) -> None:
+    report = chaos_ledger.record(await clock_jumps(4, 40))
+    assert report.ok, report.explain()
+
+
+async def test_queue_paused_and_resumed_repeatedly(chaos_ledger: Ledger) -> None:
+    report = chaos_ledger.record(await pause_resume(5, 60))
+    assert report.ok, report.explain()
+
+
+async def test_jobs_cancelled_at_every_point_of_their_life(chaos_ledger: Ledger) -> None:
+    report = chaos_ledger.record(await cancel_everywhere(6))
+    assert report.ok, report.explain()
+    assert report.outcomes.get("canceled", 0) == 15
