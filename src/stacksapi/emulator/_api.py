@@ -7,7 +7,6 @@ for the hot listing). The app calls them; they take the Emulator's lock themselv
 
 from __future__ import annotations
 
-import datetime as _dt
 import heapq
 import re
 import secrets
@@ -36,7 +35,7 @@ from stacksapi._models import (
     TokensRequest,
 )
 
-from ._clock import to_datetime
+from ._clock import to_datetime, to_epoch
 from ._jobs import (
     FinishRecord,
     JobRecord,
@@ -89,6 +88,13 @@ def _stack(em: Emulator, key: str, now: float) -> StackRecord:
         raise EmulatorError(404, f"stack {key!r} not found (register it first)")
     stack.last_seen = now
     return stack
+
+
+def _known_job(em: Emulator, job_id: str) -> JobRecord:
+    job = em.jobs.get(job_id)
+    if job is None:
+        raise EmulatorError(404, f"job {job_id!r} not found")
+    return job
 
 
 def _range(field: str, value: int, low: int, high: int) -> None:
@@ -246,9 +252,7 @@ def get_job(em: Emulator, key: str, job_id: str) -> Job:
     with em.lock:
         now = em.tick()
         _stack(em, key, now)
-        job = em.jobs.get(job_id)
-        if job is None:
-            raise EmulatorError(404, f"job {job_id!r} not found")
+        job = _known_job(em, job_id)
         return Job(id=job.id, env=dict(job.env), command=job.command)
 
 
@@ -273,9 +277,7 @@ def finish_job(em: Emulator, key: str, job_id: str, req: FinishBody) -> None:
     with em.lock:
         now = em.tick()
         _stack(em, key, now)
-        job = em.jobs.get(job_id)
-        if job is None:
-            raise EmulatorError(404, f"job {job_id!r} not found")
+        job = _known_job(em, job_id)
         if job.state in TERMINAL:
             raise EmulatorError(422, f"job {job_id} is already {job.state}: finish once per job")
         if job.state == "reserved" and job.reserved_by != key:
@@ -307,7 +309,7 @@ def notify(em: Emulator, key: str, req: NotificationsRequest) -> NotificationsRe
                 errors.setdefault(problem, []).append(index)
                 continue
             job = em.jobs[note.job_uuid]
-            when = now if note.timestamp is None else _epoch(note.timestamp)
+            when = now if note.timestamp is None else to_epoch(note.timestamp)
             job.hist().notifications.append(
                 NotificationRecord(
                     stack_key=key,
@@ -321,12 +323,6 @@ def notify(em: Emulator, key: str, req: NotificationsRequest) -> NotificationsRe
     )
 
 
-def _epoch(value: _dt.datetime) -> float:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_dt.UTC)
-    return value.timestamp()
-
-
 def _check_note(em: Emulator, job_id: str, detail: str, timestamp: Any, now: float) -> str | None:
     job = em.jobs.get(job_id)
     if job is None:
@@ -334,7 +330,7 @@ def _check_note(em: Emulator, job_id: str, detail: str, timestamp: Any, now: flo
     if not 1 <= len(detail) <= MAX_NOTIFICATION_CHARS:
         return f"detail: must be 1..{MAX_NOTIFICATION_CHARS} characters"
     if timestamp is not None:
-        when = _epoch(timestamp)
+        when = to_epoch(timestamp)
         if when > now + CLOCK_SKEW_SECONDS:
             return "timestamp: must not be in the future"
         if when < job.created_at - TIMESTAMP_RESOLUTION:
@@ -412,3 +408,5 @@ def decode_body(body: bytes, type_: type[Any]) -> Any:
         raise EmulatorError(400, f"request body: {exc}") from None
     except msgspec.DecodeError:
         raise EmulatorError(400, "request body: malformed JSON") from None
+    except RecursionError:
+        raise EmulatorError(400, "request body: nested too deeply") from None

@@ -15,7 +15,7 @@ import msgspec
 
 from stacksapi._models import DEFAULT_QUEUE_KEY, Build, Pipeline, ScheduledJob, Step
 
-from ._clock import to_datetime
+from ._clock import to_datetime, to_epoch
 
 __all__ = [
     "FinishRecord",
@@ -219,9 +219,9 @@ class JobRecord:
         self.step = spec.step or _EMPTY_STEP
         self.env = spec.env
         self.command = spec.command
-        self.scheduled_at = now if spec.scheduled_at is None else _epoch(spec.scheduled_at)
+        self.scheduled_at = now if spec.scheduled_at is None else to_epoch(spec.scheduled_at)
         self.created_at = min(now, self.scheduled_at)
-        self.runnable_at = None if spec.runnable_at is None else _epoch(spec.runnable_at)
+        self.runnable_at = None if spec.runnable_at is None else to_epoch(spec.runnable_at)
         self.expires_at = None if spec.expire_after is None else now + spec.expire_after
         self.state = "scheduled"
         self.reserved_by: str | None = None
@@ -300,12 +300,6 @@ class JobRecord:
 
     def __repr__(self) -> str:
         return f"JobRecord(id={self.id!r}, queue={self.queue!r}, state={self.state!r})"
-
-
-def _epoch(value: _dt.datetime) -> float:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_dt.UTC)
-    return value.timestamp()
 
 
 DEFAULT_QUEUE = DEFAULT_QUEUE_KEY
