@@ -161,6 +161,24 @@ async def test_cancel_during_provisioning_tears_down(
     assert run.stack.metrics.counts["jobs_cancelled"] == 1
 
 
+@pytest.mark.parametrize("ended", ["timed_out", "expired", "broken"])
+async def test_job_ended_elsewhere_during_provisioning_tears_down(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient, ended: str
+) -> None:
+    em = stacks_emulator.emulator
+    job = em.create_job()
+    dispatcher = sim(stacks_emulator, hold={job})
+    run = start(async_stacks_client, config(), dispatcher)  # renewal far off: 300 s reservation
+    await run.until(lambda: job in dispatcher.dispatched)
+    em.set_job_state(job, ended)
+    await run.until(lambda: job in dispatcher.cancelled)
+    await run.until(lambda: job not in run.stack.in_flight)
+    await run.stop()
+    assert ended in dispatcher.cancelled[job]
+    assert accepted_count(stacks_emulator, job) == 0
+    assert em.job(job).finish is None  # over already: the stack does not finish it again
+
+
 async def test_renews_reservations_of_jobs_still_provisioning(
     stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
 ) -> None:

@@ -44,6 +44,7 @@ _TERMINAL = frozenset(s.value for s in JobState if s.is_terminal)
 _AGENT_OWNED = frozenset({JobState.ACCEPTED, JobState.RUNNING, JobState.FINISHED})
 _CANCELLING = frozenset({JobState.CANCELING, JobState.CANCELED})
 _HELD = frozenset({JobState.RESERVED, JobState.ASSIGNED})
+_OVER = _TERMINAL - _AGENT_OWNED - _CANCELLING  # timed_out, expired, ...: no agent can run
 MAX_BACKOFF = 30.0
 
 
@@ -172,6 +173,9 @@ class InFlight:
             self.metrics.inc("jobs_cancelled")
             self._emit(EventKind.CANCELLED, uuid, f"job {state} in Buildkite; tearing down")
             await self._cancel_work(uuid, f"the job was {state}")
+        elif state in _OVER:  # ended in Buildkite while we provision: stop at once
+            self._emit(EventKind.LOST, uuid, f"job {state} in Buildkite; tearing down")
+            await self._cancel_work(uuid, f"the job is {state}")
         elif (
             state is None or state in _TERMINAL or state == JobState.SCHEDULED
         ) and flight.expires_at is None:
