@@ -7,7 +7,14 @@ See ``docs/stack.md``.
 
 from ._api import AsyncStacksClient
 from ._config import DEFAULT_AGENT_COMMAND, ConfigError, StackConfig, SubprocessConfig
-from ._dispatcher import AgentExit, Dispatcher, DispatchError, DispatchRequest, DispatchSink
+from ._dispatcher import (
+    AgentExit,
+    Dispatcher,
+    DispatchError,
+    DispatchRequest,
+    DispatchSink,
+    ProvisioningSink,
+)
 from ._entry import run_stack
 from ._events import EventCallback, EventKind, StackEvent
 from ._metrics import StackMetrics
@@ -26,6 +33,7 @@ __all__ = [
     "Dispatcher",
     "EventCallback",
     "EventKind",
+    "ProvisioningSink",
     "Stack",
     "StackConfig",
     "StackEvent",

@@ -5,6 +5,10 @@ names the key and the rule (``stack.max_in_flight: must be an integer from 1 to 
 instead of failing later inside the loop. Tokens never live here: the cluster token comes from
 ``BUILDKITE_CLUSTER_TOKEN`` and an explicit agent token from the variable named by
 ``subprocess.agent_token_env``.
+
+When ``stack.dispatcher`` names a dispatcher, top-level tables other than ``[stack]`` and
+``[subprocess]`` (``[kubernetes]``) are kept, as parsed, in ``StackConfig.extensions`` for it to
+check; without one, or when the name is close to a known one (``[subproces]``), they are rejected.
 """
 
 from __future__ import annotations
@@ -167,7 +171,9 @@ class StackConfig:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     base_url: str | None = None
+    dispatcher: str | None = None
     subprocess: SubprocessConfig = dataclasses.field(default_factory=SubprocessConfig)
+    extensions: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         p = "stack"
@@ -199,8 +205,16 @@ class StackConfig:
         _check_int(f"{p}.metrics_port", self.metrics_port, 0, 65535, optional=True)
         _check_str(f"{p}.metrics_host", self.metrics_host)
         _check_str(f"{p}.base_url", self.base_url, optional=True)
+        _check_str(f"{p}.dispatcher", self.dispatcher, optional=True)
+        if self.dispatcher is not None and ":" not in self.dispatcher:
+            raise ConfigError(f"{p}.dispatcher", f"expected MODULE:NAME (got {self.dispatcher!r})")
         if not isinstance(self.subprocess, SubprocessConfig):
             raise ConfigError("subprocess", "must be a SubprocessConfig")
+        if not isinstance(self.extensions, Mapping) or not all(
+            isinstance(v, Mapping) for v in self.extensions.values()
+        ):
+            raise ConfigError("extensions", "must map table names to tables")
+        object.__setattr__(self, "extensions", MappingProxyType(dict(self.extensions)))
 
     @property
     def renew_margin(self) -> float:
@@ -211,21 +225,27 @@ class StackConfig:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "config") -> Self:
-        """Build from a parsed document with ``[stack]`` and optional ``[subprocess]`` tables."""
-        _reject_unknown(data, {"stack", "subprocess"}, prefix="", source=source)
+        """Build from a parsed document with ``[stack]`` and optional ``[subprocess]`` tables.
+
+        Other tables go to ``extensions`` (see the module docstring)."""
+        stack_table = data.get("stack")
+        with_dispatcher = isinstance(stack_table, Mapping) and bool(stack_table.get("dispatcher"))
+        extensions = _extension_tables(data) if with_dispatcher else {}
+        _reject_unknown(data, {"stack", "subprocess", *extensions}, prefix="", source=source)
         stack = data.get("stack")
         if not isinstance(stack, Mapping):
             raise ConfigError(
                 "stack", f"a [stack] table with at least `key` is required ({source})"
             )
-        _reject_unknown(stack, _field_names(cls) - {"subprocess"}, prefix="stack.", source=source)
+        known = _field_names(cls) - {"subprocess", "extensions"}
+        _reject_unknown(stack, known, prefix="stack.", source=source)
         if "key" not in stack:
             raise ConfigError("stack.key", f"is required ({source})")
         sub = data.get("subprocess", {})
         if not isinstance(sub, Mapping):
             raise ConfigError("subprocess", "must be a table")
         _reject_unknown(sub, _field_names(SubprocessConfig), prefix="subprocess.", source=source)
-        return cls(**dict(stack), subprocess=SubprocessConfig(**dict(sub)))
+        return cls(**dict(stack), subprocess=SubprocessConfig(**dict(sub)), extensions=extensions)
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> Self:
@@ -257,7 +277,7 @@ class StackConfig:
         changes: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             raw = environ.get(prefix + f.name.upper())
-            if raw is None or f.name in {"metadata", "tags", "subprocess"}:
+            if raw is None or f.name in {"metadata", "tags", "subprocess", "extensions"}:
                 continue
             changes[f.name] = _parse_scalar(f.name, raw, getattr(self, f.name), f.type)
         return self.with_overrides(**changes)
@@ -278,6 +298,19 @@ def _parse_scalar(name: str, raw: str, current: object, annotation: object) -> o
         raise ConfigError(f"stack.{name}", f"cannot parse {raw!r} as {kind}") from None
     del current
     return raw
+
+
+def _extension_tables(data: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Top-level tables for dispatchers: any table but the known ones and their near-typos."""
+    known = ["stack", "subprocess"]
+    extensions: dict[str, Mapping[str, Any]] = {}
+    for name, value in data.items():
+        if name in known or not isinstance(value, Mapping):
+            continue
+        if difflib.get_close_matches(str(name), known, n=1, cutoff=0.75):
+            continue  # left for _reject_unknown: "did you mean ...?"
+        extensions[str(name)] = value
+    return extensions
 
 
 def _field_names(cls: type) -> set[str]:

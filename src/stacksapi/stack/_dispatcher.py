@@ -33,7 +33,14 @@ from typing import Protocol, runtime_checkable
 
 from stacksapi._models import ScheduledJob, Secret
 
-__all__ = ["AgentExit", "DispatchError", "DispatchRequest", "DispatchSink", "Dispatcher"]
+__all__ = [
+    "AgentExit",
+    "DispatchError",
+    "DispatchRequest",
+    "DispatchSink",
+    "Dispatcher",
+    "ProvisioningSink",
+]
 
 
 class DispatchError(Exception):
@@ -84,6 +91,23 @@ class DispatchSink(Protocol):
 
     def agent_ended(self, result: AgentExit) -> None:
         """The agent (or the work provisioning it) for ``result.job_uuid`` is gone."""
+
+
+@runtime_checkable
+class ProvisioningSink(DispatchSink, Protocol):
+    """A sink that also answers "has an agent taken this job?" and posts notifications.
+
+    :class:`~stacksapi.stack.Stack` is one. A dispatcher that watches provisioning (a pod stuck
+    pulling its image) uses it to choose: before an agent took the job, tear the work down and
+    report :meth:`agent_ended` with the reason (the stack then finishes the job with
+    ``stack_error``); after, only :meth:`notify`, since the agent owns the job.
+    """
+
+    def job_started(self, job_uuid: str) -> bool:
+        """True once the stack saw an agent take the job (as of its last state check)."""
+
+    def notify(self, job_uuid: str, detail: str) -> None:
+        """Post ``detail`` as a notification on a job in flight (batched, cropped to 256)."""
 
 
 @runtime_checkable

@@ -38,12 +38,18 @@ async def run_stack(
 ) -> StackExit:
     """Open an :class:`AsyncClient`, run a :class:`Stack` until stopped, close the client.
 
-    ``dispatcher`` defaults to a :class:`SubprocessDispatcher` built from ``config.subprocess``.
+    ``dispatcher`` defaults to the one named by ``config.dispatcher`` (``MODULE:NAME``, see
+    :func:`load_dispatcher`), else a :class:`SubprocessDispatcher` built from ``config.subprocess``.
     With ``install_signal_handlers`` SIGINT and SIGTERM request a graceful stop.
     """
     env = os.environ if environ is None else environ
     base_url = config.base_url or env.get("STACKSAPI_BASE_URL") or None
     kwargs: dict[str, Any] = {"base_url": base_url} if base_url else {}
+    if dispatcher is None and config.dispatcher:
+        try:
+            dispatcher = load_dispatcher(config.dispatcher, config, key="stack.dispatcher")
+        except ConfigError as exc:
+            return StackExit(f"bad configuration: {exc}", exc)
     async with AsyncClient(token or env.get("BUILDKITE_CLUSTER_TOKEN"), **kwargs) as client:
         stack = Stack(
             client, config, dispatcher or SubprocessDispatcher(config.subprocess), on_event=on_event
@@ -53,18 +59,20 @@ async def run_stack(
         return await stack.run_async()
 
 
-def load_dispatcher(spec: str, config: StackConfig) -> Dispatcher:
-    """Import ``module:name`` and call it with ``config`` to build a dispatcher."""
+def load_dispatcher(spec: str, config: StackConfig, *, key: str = "--dispatcher") -> Dispatcher:
+    """Import ``module:name`` and call it with ``config`` to build a dispatcher.
+
+    ``key`` names the setting in errors (``--dispatcher`` or ``stack.dispatcher``)."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise ConfigError("--dispatcher", f"expected MODULE:NAME (got {spec!r})")
+        raise ConfigError(key, f"expected MODULE:NAME (got {spec!r})")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError("--dispatcher", f"cannot load {spec!r}: {exc}") from None
+        raise ConfigError(key, f"cannot load {spec!r}: {exc}") from None
     dispatcher = factory(config)
     if not isinstance(dispatcher, Dispatcher):
-        raise ConfigError("--dispatcher", f"{spec!r} did not return a Dispatcher")
+        raise ConfigError(key, f"{spec!r} did not return a Dispatcher")
     return dispatcher
 
 
@@ -77,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--dispatcher",
         metavar="MODULE:NAME",
         help="a callable taking the StackConfig and returning a Dispatcher "
-        "(default: SubprocessDispatcher)",
+        "(default: stack.dispatcher, else SubprocessDispatcher)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(

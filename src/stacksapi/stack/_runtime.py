@@ -187,6 +187,16 @@ class Stack(InFlight):
         if self._wake_watch is not None:
             self._wake_watch.set()
 
+    def job_started(self, job_uuid: str) -> bool:
+        """True once a state check saw an agent take the job (``ProvisioningSink``)."""
+        flight = self._flights.get(job_uuid)
+        return flight is not None and flight.started
+
+    def notify(self, job_uuid: str, detail: str) -> None:
+        """Post ``detail`` as a notification on a job in flight (``ProvisioningSink``)."""
+        if job_uuid in self._flights:
+            self._note(job_uuid, detail)
+
     # --- lifecycle --------------------------------------------------------------------------
 
     async def _run_with_signals(self) -> StackExit:
