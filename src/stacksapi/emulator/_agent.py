@@ -181,6 +181,19 @@ class _Agent:
             time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def expect_ok(self, method: str, action: str, token: str, job_id: str) -> httpx2.Response:
+        """A step that must answer 200; an ``_AgentError`` naming the step and the job otherwise."""
+        try:
+            response = self.request(method, action, token)
+        except _AgentError as exc:
+            raise _AgentError(f"{action} job {job_id} failed: {exc}") from None
+        if response.status_code != 200:
+            raise _AgentError(
+                f"{action} job {job_id} refused: HTTP {response.status_code}: "
+                f"{self.message(response)}"
+            )
+        return response
+
     @staticmethod
     def message(response: httpx2.Response) -> str:
         try:
@@ -195,15 +208,7 @@ class _Agent:
 
     def acquire(self) -> _AcquiredJob:
         job_id = self.options.job_id
-        try:
-            response = self.request("POST", "acquire", self.options.token)
-        except _AgentError as exc:
-            raise _AgentError(f"acquire job {job_id} failed: {exc}") from None
-        if response.status_code != 200:
-            raise _AgentError(
-                f"acquire job {job_id} refused: HTTP {response.status_code}: "
-                f"{self.message(response)}"
-            )
+        response = self.expect_ok("POST", "acquire", self.options.token, job_id)
         try:
             data = response.json()
             command, env, access = data["command"], data.get("env") or {}, data["access_token"]
@@ -297,15 +302,7 @@ class _Agent:
             self.say(str(exc))
             return EXIT_ACQUIRE_FAILED
         try:
-            try:
-                started = self.request("PUT", "start", job.access_token)
-            except _AgentError as exc:
-                raise _AgentError(f"start job {job.id} failed: {exc}") from None
-            if started.status_code != 200:
-                raise _AgentError(
-                    f"start job {job.id} refused: HTTP {started.status_code}: "
-                    f"{self.message(started)}"
-                )
+            self.expect_ok("PUT", "start", job.access_token, job.id)
             proc = subprocess.Popen(
                 ["/bin/sh", "-c", job.command],
                 env=self.environment(job),
