@@ -5,6 +5,12 @@ Adding a name is a deliberate act: update this list in the same commit, and the 
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
+import httpx2
+import pytest
+
 import stacksapi
 
 PUBLIC = {
@@ -67,3 +73,157 @@ def test_every_public_name_resolves() -> None:
 def test_public_objects_say_they_are_stacksapi() -> None:
     for name in PUBLIC - {"__version__", "DEFAULT_QUEUE_KEY"}:
         assert getattr(stacksapi, name).__module__.startswith("stacksapi")
+
+
+# --- signatures: names, order, kind and defaults of every public argument ----------------------
+
+_P = inspect.Parameter
+_POS, _KW = _P.POSITIONAL_OR_KEYWORD, _P.KEYWORD_ONLY
+_CALL = [("retry", _KW, None), ("timeout", _KW, "DEFAULT")]  # every method ends with these
+
+METHODS: dict[str, list[tuple[str, Any, object]]] = {
+    "register_stack": [
+        ("key", _POS, _P.empty),
+        ("queue_key", _KW, _P.empty),
+        ("type", _KW, stacksapi.StackType.CUSTOM),
+        ("metadata", _KW, None),
+    ],
+    "deregister_stack": [("key", _POS, _P.empty)],
+    "list_scheduled_jobs": [
+        ("stack_key", _POS, _P.empty),
+        ("queue_key", _KW, _P.empty),
+        ("limit", _KW, None),
+        ("after", _KW, None),
+    ],
+    "iter_scheduled_jobs": [
+        ("stack_key", _POS, _P.empty),
+        ("queue_key", _KW, _P.empty),
+        ("page_size", _KW, None),
+        ("max_pages", _KW, None),
+    ],
+    "batch_reserve_jobs": [
+        ("stack_key", _POS, _P.empty),
+        ("job_uuids", _POS, _P.empty),
+        ("reservation_expiry_seconds", _KW, None),
+    ],
+    "get_job": [("stack_key", _POS, _P.empty), ("job_uuid", _POS, _P.empty)],
+    "get_job_states": [("stack_key", _POS, _P.empty), ("job_uuids", _POS, _P.empty)],
+    "finish_job": [
+        ("stack_key", _POS, _P.empty),
+        ("job_uuid", _POS, _P.empty),
+        ("detail", _KW, _P.empty),
+        ("exit_status", _KW, -1),
+        ("signal_reason", _KW, None),
+    ],
+    "create_stack_notifications": [
+        ("stack_key", _POS, _P.empty),
+        ("notifications", _POS, _P.empty),
+    ],
+    "issue_job_acquisition_tokens": [
+        ("stack_key", _POS, _P.empty),
+        ("job_uuids", _POS, _P.empty),
+        ("token_lifetime_seconds", _KW, None),
+    ],
+    "get_token": [],
+}
+CONSTRUCTOR = [
+    ("token", _POS, None),
+    ("base_url", _KW, "https://agent.buildkite.com/v3/"),
+    ("http_client", _KW, None),
+    ("timeout", _KW, _P.empty),  # a finite httpx2.Timeout: checked below
+    ("retry", _KW, None),
+    ("logger", _KW, None),
+    ("log_http_payloads", _KW, False),
+    ("user_agent_prefix", _KW, None),
+    ("allow_insecure_http", _KW, False),
+]
+
+
+def _shape(func: Any) -> list[tuple[str, Any, object]]:
+    params = list(inspect.signature(func).parameters.values())[1:]  # without self
+    return [(p.name, p.kind, repr(p.default) if p.name == "timeout" else p.default) for p in params]
+
+
+@pytest.mark.parametrize("cls", [stacksapi.Client, stacksapi.AsyncClient])
+def test_client_methods_have_the_documented_arguments(cls: type) -> None:
+    public = {n for n, f in inspect.getmembers(cls, inspect.isfunction) if not n.startswith("_")}
+    assert public == set(METHODS) | {"close" if cls is stacksapi.Client else "aclose"}
+    for name, args in METHODS.items():
+        assert _shape(getattr(cls, name)) == args + _CALL, name
+    is_async = cls is stacksapi.AsyncClient
+    for name in set(METHODS) - {"iter_scheduled_jobs"}:
+        assert inspect.iscoroutinefunction(getattr(cls, name)) is is_async, name
+
+
+@pytest.mark.parametrize("cls", [stacksapi.ClientWithResponse, stacksapi.AsyncClientWithResponse])
+def test_with_response_mirrors_every_single_response_method(cls: type) -> None:
+    public = {n for n, f in inspect.getmembers(cls, inspect.isfunction) if not n.startswith("_")}
+    assert public == set(METHODS) - {"iter_scheduled_jobs"}  # an iterator has no one response
+    for name in public:
+        assert _shape(getattr(cls, name)) == METHODS[name] + _CALL, name
+
+
+@pytest.mark.parametrize("cls", [stacksapi.Client, stacksapi.AsyncClient])
+def test_constructor_arguments(cls: type) -> None:
+    init = vars(cls)["__init__"]
+    shape = _shape(init)
+    assert [(n, k) for n, k, _ in shape] == [(n, k) for n, k, _ in CONSTRUCTOR]
+    for (name, _, default), (_, _, expected) in zip(shape, CONSTRUCTOR, strict=True):
+        if name != "timeout":
+            assert default == expected, name
+    timeout = inspect.signature(init).parameters["timeout"].default
+    assert isinstance(timeout, httpx2.Timeout)
+    assert None not in (timeout.connect, timeout.read, timeout.write, timeout.pool)
+
+
+def test_retry_policy_fields() -> None:
+    fields = inspect.signature(stacksapi.RetryPolicy).parameters
+    assert list(fields) == [
+        "max_attempts",
+        "initial_delay",
+        "max_delay",
+        "jitter",
+        "max_retry_after",
+    ]
+    assert all(p.kind is _KW for p in fields.values())
+    assert fields["max_attempts"].default == 5
+    assert fields["max_retry_after"].default == 60.0
+
+
+def test_error_attributes() -> None:
+    common: dict[str, Any] = {
+        "status_code": 429,
+        "method": "GET",
+        "url": "u",
+        "headers": {},
+        "body": None,
+    }
+    error = stacksapi.RateLimitError(
+        "m", **common, retry_after=1.0, scope="s", limit=10, current=11, reset=1.0
+    )
+    for name in ("message", *common, "retry_after", "scope", "limit", "current", "reset"):
+        assert hasattr(error, name), name
+    assert isinstance(error, stacksapi.APIStatusError)
+    assert issubclass(stacksapi.APITimeoutError, stacksapi.APIConnectionError)
+    assert issubclass(stacksapi.RequestValidationError, ValueError)
+    invalid = stacksapi.ResponseValidationError(
+        "m", method="GET", url="u", status_code=200, body=b"x"
+    )
+    assert invalid.body == b"x"
+
+
+def test_emulator_public_names() -> None:
+    import stacksapi.emulator as emulator
+
+    assert {
+        "Emulator",
+        "EmulatorServer",
+        "EmulatorError",
+        "FaultConfig",
+        "JobSpec",
+        "ManualClock",
+        "create_app",
+        "serve",
+    } <= set(emulator.__all__)
+    for name in emulator.__all__:
+        assert getattr(emulator, name) is not None
