@@ -138,7 +138,7 @@ def _readable(content: bytes, status: int) -> tuple[str, object]:
     if content:
         try:
             body: object = msgspec.json.decode(content)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # not JSON, or nested past any sense
             text = content.decode("utf-8", "replace")
             title = _TITLE.search(text)
             summary = title.group(1) if title else _TAGS.sub(" ", text)
@@ -165,7 +165,7 @@ def _int(value: object) -> int | None:
     if isinstance(value, float | str):
         try:
             return int(float(value))
-        except ValueError:
+        except (ValueError, OverflowError):  # "inf" / "1e400" from a header or body
             return None
     return None
 
@@ -278,7 +278,7 @@ class Attempts:
         if 200 <= status < 300:
             try:
                 data = decode(self.call, content)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
                 raise ResponseValidationError(
                     self.core.redactor.text(str(exc)),
                     method=self.call.method,

@@ -65,6 +65,8 @@ def _decode(body: bytes, type_: type[Any]) -> Any:
         raise EmulatorError(400, f"request body: {exc}") from None
     except msgspec.DecodeError:
         raise EmulatorError(400, "request body: malformed JSON") from None
+    except RecursionError:
+        raise EmulatorError(400, "request body: nested too deeply") from None
 
 
 def _wrap(em: Emulator, op: Op) -> Callable[[Request], Awaitable[Response]]:
@@ -179,6 +181,11 @@ async def _advance(em: Emulator, request: Request) -> tuple[int, Any]:
         raise EmulatorError(409, "clock: this emulator runs on the system clock")
     if req.seconds < 0:
         raise EmulatorError(422, "seconds: must be >= 0")
+    try:
+        to_datetime(em.clock.now() + req.seconds)
+    except (OverflowError, ValueError, OSError):
+        # Past year 9999 no time can be written any more: every later response would be a 500.
+        raise EmulatorError(422, "seconds: would move the clock past year 9999") from None
     now = em.clock.advance(req.seconds)
     return 200, {"now": to_datetime(now)}
 

@@ -305,6 +305,7 @@ class Emulator:
             job.created_at = now
         else:
             job = JobRecord(spec, job_id=job_id, queue=queue_key, now=now, rules=tuple(rules))
+        _check_times(job)
         self.jobs[job_id] = job
         queue.add(job)
         if job.expires_at is not None:
@@ -470,6 +471,24 @@ class Emulator:
         """Registered (not deregistered) stacks."""
         with self.lock:
             return [self.stack_view(s) for s in self.stacks.values()]
+
+
+def _check_times(job: JobRecord) -> None:
+    """Refuse a job whose times cannot be written as wire datetimes: it would break every later
+    listing of its queue (and the admin views) with a 500."""
+    for field, epoch in (
+        ("scheduled_at", job.scheduled_at),
+        ("runnable_at", job.runnable_at),
+        ("expire_after", job.expires_at),
+    ):
+        if epoch is None:
+            continue
+        try:
+            to_datetime(epoch)
+        except (OverflowError, ValueError, OSError):
+            raise EmulatorError(
+                422, f"{field}: out of range (times must fall within years 1..9999 UTC)"
+            ) from None
 
 
 def _spec(spec: JobSpec | None, fields: Mapping[str, Any]) -> JobSpec:
