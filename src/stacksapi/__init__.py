@@ -3,8 +3,8 @@
 Everything public is importable from here; the underscored modules are implementation.
 """
 
-from ._async_client import AsyncClient, AsyncClientWithResponse
-from ._client import Client, ClientWithResponse
+from ._async_client import AsyncClient
+from ._client import Client
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -48,6 +48,7 @@ from ._models import (
 from ._response import Response
 from ._retry import RetryPolicy
 from ._version import __version__
+from ._with_response import AsyncClientWithResponse, ClientWithResponse
 
 __all__ = [
     "DEFAULT_QUEUE_KEY",

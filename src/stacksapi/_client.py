@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import httpx2
 
 from . import _core
-from ._core import DEFAULT, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, Call, Op, TimeoutTypes
+from ._core import DEFAULT, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, Call, Op, RetryArg, TimeoutTypes
 from ._engine import make_core
 from ._models import (
     Job,
@@ -29,11 +29,11 @@ from ._models import (
 )
 from ._response import Response
 from ._retry import RetryPolicy
+from ._with_response import ClientWithResponse
 
-__all__ = ["Client", "ClientWithResponse"]
+__all__ = ["Client"]
 
 T = TypeVar("T")
-RetryArg = RetryPolicy | bool | None
 
 
 class Client:
@@ -283,125 +283,3 @@ class Client:
     def get_token(self, *, retry: RetryArg = None, timeout: TimeoutTypes = DEFAULT) -> TokenInfo:
         """What the server knows of this client's token (``GET token``)."""
         return self._run(_core.get_token(), retry, timeout).data
-
-
-class ClientWithResponse:
-    """``client.with_response``: the same calls, returning a :class:`Response` around the data."""
-
-    def __init__(self, client: Client) -> None:
-        self._run = client._run
-
-    def register_stack(
-        self,
-        key: str,
-        *,
-        queue_key: str,
-        type: StackType | str = StackType.CUSTOM,
-        metadata: Mapping[str, str] | None = None,
-        retry: RetryArg = None,
-        timeout: TimeoutTypes = DEFAULT,
-    ) -> Response[Stack]:
-        op = _core.register_stack(key, queue_key=queue_key, type=type, metadata=metadata)
-        return self._run(op, retry, timeout)
-
-    def deregister_stack(
-        self, key: str, *, retry: RetryArg = None, timeout: TimeoutTypes = DEFAULT
-    ) -> Response[None]:
-        return self._run(_core.deregister_stack(key), retry, timeout)
-
-    def list_scheduled_jobs(
-        self,
-        stack_key: str,
-        *,
-        queue_key: str,
-        limit: int | None = None,
-        after: str | None = None,
-        retry: RetryArg = None,
-        timeout: TimeoutTypes = DEFAULT,
-    ) -> Response[ScheduledJobsPage]:
-        op = _core.list_scheduled_jobs(stack_key, queue_key=queue_key, limit=limit, after=after)
-        return self._run(op, retry, timeout)
-
-    def batch_reserve_jobs(
-        self,
-        stack_key: str,
-        job_uuids: Sequence[str],
-        *,
-        reservation_expiry_seconds: int | None = None,
-        retry: RetryArg = None,
-        timeout: TimeoutTypes = DEFAULT,
-    ) -> Response[Reservation]:
-        op = _core.batch_reserve_jobs(
-            stack_key, job_uuids, reservation_expiry_seconds=reservation_expiry_seconds
-        )
-        return self._run(op, retry, timeout)
-
-    def get_job(
-        self,
-        stack_key: str,
-        job_uuid: str,
-        *,
-        retry: RetryArg = None,
-        timeout: TimeoutTypes = DEFAULT,
-    ) -> Response[Job]:
-        return self._run(_core.get_job(stack_key, job_uuid), retry, timeout)
-
-    def get_job_states(
-        self,
-        stack_key: str,
-        job_uuids: Sequence[str],
-        *,
-        retry: RetryArg = None,
-        timeout: TimeoutTypes = DEFAULT,
-    ) -> Response[JobStates]:
-        return self._run(_core.get_job_states(stack_key, job_uuids), retry, timeout)
-
-    def finish_job(
-        self,
-        stack_key: str,
-        job_uuid: str,
-        *,
-        detail: str,
-        exit_status: int = -1,
-        signal_reason: str | None = None,
-        retry: RetryArg = None,
-        timeout: TimeoutTypes = DEFAULT,
-    ) -> Response[None]:
-        op = _core.finish_job(
-            stack_key,
-            job_uuid,
-            detail=detail,
-            exit_status=exit_status,
-            signal_reason=signal_reason,
-        )
-        return self._run(op, retry, timeout)
-
-    def create_stack_notifications(
-        self,
-        stack_key: str,
-        notifications: Sequence[StackNotification],
-        *,
-        retry: RetryArg = None,
-        timeout: TimeoutTypes = DEFAULT,
-    ) -> Response[NotificationsResult]:
-        op = _core.create_stack_notifications(stack_key, notifications)
-        return self._run(op, retry, timeout)
-
-    def issue_job_acquisition_tokens(
-        self,
-        stack_key: str,
-        job_uuids: Sequence[str],
-        *,
-        token_lifetime_seconds: int | None = None,
-        retry: RetryArg = None,
-        timeout: TimeoutTypes = DEFAULT,
-    ) -> Response[JobAcquisitionTokens]:
-        op = _core.issue_job_acquisition_tokens(
-            stack_key, job_uuids, token_lifetime_seconds=token_lifetime_seconds
-        )
-        return self._run(op, retry, timeout)
-
-    def get_token(
-        self, *, retry: RetryArg = None, timeout: TimeoutTypes = DEFAULT
-    ) -> Response[TokenInfo]:
-        return self._run(_core.get_token(), retry, timeout)

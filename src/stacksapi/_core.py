@@ -43,6 +43,8 @@ __all__ = [
     "Call",
     "Op",
     "Pager",
+    "RetryArg",
+    "TimeoutTypes",
     "batch_reserve_jobs",
     "create_stack_notifications",
     "deregister_stack",
@@ -66,6 +68,8 @@ DEFAULT_TIMEOUT = httpx2.Timeout(30.0, connect=10.0)
 BATCH_SIZE = 1000
 
 TimeoutTypes = float | int | httpx2.Timeout
+RetryArg = RetryPolicy | bool | None
+"""Per-call ``retry=``: a policy for this call, ``False`` for no retry, ``None`` the client's."""
 
 
 class _Default:
