@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from typing import Any
 
 import anyio
@@ -37,6 +38,23 @@ async def test_runs_every_job_once_and_deregisters(
     notes = em.job(jobs[0]).notifications
     assert any("Reserved by stack test-stack" in n.detail for n in notes)
     assert run.stack.metrics.counts["jobs_dispatched"] == 25
+
+
+async def test_job_milestones_are_logged_at_info_with_the_job_uuid(
+    stacks_emulator: EmulatorServer,
+    async_stacks_client: AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    job = stacks_emulator.emulator.create_job()
+    caplog.set_level(logging.INFO, logger="stacksapi.stack")
+    run = start(async_stacks_client, config(), sim(stacks_emulator))
+    await run.until(lambda: state(stacks_emulator, job) == "finished")
+    await run.stop()
+    mine = [r for r in caplog.records if getattr(r, "job_uuid", None) == job]
+    events = {getattr(r, "event", None) for r in mine if r.levelno == logging.INFO}
+    assert {"dispatched", "agent_ended"} <= events
+    assert all(job in r.getMessage() for r in mine)
+    assert stacks_emulator.token not in caplog.text
 
 
 async def test_priority_then_age_order(

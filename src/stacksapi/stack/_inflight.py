@@ -194,7 +194,7 @@ class InFlight:
         try:
             await self.dispatcher.cancel(uuid, reason)
         except Exception:
-            self._log.exception("job %s: dispatcher cancel failed", uuid)
+            self._log.exception("job %s: dispatcher cancel failed", uuid, extra={"job_uuid": uuid})
             self._release(uuid)
 
     async def _finish(self, uuid: str, detail: str) -> None:
@@ -207,7 +207,7 @@ class InFlight:
         except StacksAPIError as exc:
             if isinstance(exc, AuthenticationError):
                 raise
-            self._log.error("job %s: finish failed: %s", uuid, exc)
+            self._log.error("job %s: finish failed: %s", uuid, exc, extra={"job_uuid": uuid})
             return
         self.metrics.inc("jobs_finished_by_stack")
         self._emit(EventKind.FINISHED_BY_STACK, uuid, detail, exit_status=-1,
@@ -252,7 +252,7 @@ class InFlight:
 
     def _emit(self, kind: EventKind, job_uuid: str | None = None, message: str = "",
               **data: Any) -> None:  # fmt: skip
-        level = logging.WARNING if kind in _WARN_EVENTS else logging.DEBUG
+        level = _LEVELS.get(kind, logging.INFO)
         if self._log.isEnabledFor(level):
             prefix = f"job {job_uuid}: " if job_uuid else ""
             self._log.log(level, "%s%s", prefix, message or kind.value,
@@ -264,9 +264,24 @@ class InFlight:
                 self._log.exception("on_event callback raised")
 
 
-_WARN_EVENTS = frozenset(
-    {EventKind.DISPATCH_FAILED, EventKind.RATE_LIMITED, EventKind.API_ERROR, EventKind.LOST}
-)
+# Job milestones log at INFO (each line names the job and carries ``job_uuid`` in the record);
+# routine steps at DEBUG; trouble at WARNING.
+_LEVELS = {
+    **dict.fromkeys(
+        (EventKind.POLLED, EventKind.RESERVED, EventKind.NOT_RESERVED, EventKind.RENEWED),
+        logging.DEBUG,
+    ),
+    **dict.fromkeys(
+        (
+            EventKind.DISPATCH_FAILED,
+            EventKind.RATE_LIMITED,
+            EventKind.API_ERROR,
+            EventKind.LOST,
+            EventKind.TOKEN_NOT_ISSUED,
+        ),
+        logging.WARNING,
+    ),
+}
 
 
 def failure_detail(ended: AgentExit) -> str:

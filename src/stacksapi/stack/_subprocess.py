@@ -133,7 +133,10 @@ class SubprocessDispatcher:
         self._procs[uuid] = proc
         (self.work_dir / "pids" / f"{_safe(uuid)}.pid").write_text(f"{proc.pid}\n")
         self._watchers[uuid] = asyncio.create_task(self._watch(uuid, proc))
-        _log.info("job %s: agent started (pid %d, log %s)", uuid, proc.pid, log_path)
+        _log.info(
+            "job %s: agent started (pid %d, log %s)", uuid, proc.pid, log_path,
+            extra={"job_uuid": uuid},
+        )  # fmt: skip
 
     async def _watch(self, uuid: str, proc: asyncio.subprocess.Process) -> None:
         status = await proc.wait()
@@ -142,7 +145,7 @@ class SubprocessDispatcher:
         (self.work_dir / "pids" / f"{_safe(uuid)}.pid").unlink(missing_ok=True)
         reason = self._cancel_reason.pop(uuid, None)
         output = self._tail(uuid)
-        _log.info("job %s: agent exited with status %s", uuid, status)
+        _log.info("job %s: agent exited with status %s", uuid, status, extra={"job_uuid": uuid})
         if self._sink is not None:
             error = f"The agent was stopped: {reason}" if reason else None
             self._sink.agent_ended(AgentExit(uuid, status, output, error))
