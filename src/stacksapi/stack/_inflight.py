@@ -34,7 +34,6 @@ __all__ = [
     "InFlight",
     "StackExit",
     "adopted_job",
-    "aware",
     "cancel_tasks",
     "failure_detail",
     "running_loop",
@@ -288,10 +287,6 @@ def failure_detail(ended: AgentExit) -> str:
     head = ended.error or f"The agent exited with status {ended.exit_status} before taking the job"
     output = ended.output.strip()
     return f"{head}.\nLast output:\n{output}" if output else f"{head} (no output)."
-
-
-def aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def adopted_job(uuid: str) -> ScheduledJob:

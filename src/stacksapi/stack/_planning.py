@@ -23,11 +23,13 @@ __all__ = [
     "NOTIFICATION_DETAIL_MAX_CHARS",
     "NotificationBatcher",
     "Selection",
+    "aware",
     "chunks",
     "crop_detail",
     "crop_notification",
     "renewals_due",
     "select_candidates",
+    "start_order",
 ]
 
 MAX_BATCH = 1000
@@ -80,16 +82,21 @@ def select_candidates(
         if failed:
             filtered.append((job, tuple(failed)))
             continue
-        if job.runnable_at is not None and _aware(job.runnable_at) > now:
-            runnable = _aware(job.runnable_at)
+        if job.runnable_at is not None and aware(job.runnable_at) > now:
+            runnable = aware(job.runnable_at)
             soonest = runnable if soonest is None else min(soonest, runnable)
             continue
         eligible.append(job)
-    eligible.sort(key=lambda j: (-j.priority, _aware(j.scheduled_at), j.id))
+    eligible.sort(key=start_order)
     return Selection(tuple(eligible[: max(limit, 0)]), tuple(filtered), soonest)
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
+def start_order(job: ScheduledJob) -> tuple[int, dt.datetime, str]:
+    """Sort key: priority (higher first), then ``scheduled_at`` (older first), then uuid."""
+    return (-job.priority, aware(job.scheduled_at), job.id)
+
+
+def aware(value: dt.datetime) -> dt.datetime:
     """Timestamps without a zone are UTC (the API sends UTC)."""
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 

@@ -34,12 +34,11 @@ from ._inflight import (
     InFlight,
     StackExit,
     adopted_job,
-    aware,
     cancel_tasks,
     running_loop,
 )
 from ._metrics import StackMetrics
-from ._planning import NotificationBatcher, chunks, select_candidates
+from ._planning import NotificationBatcher, aware, chunks, select_candidates, start_order
 from ._ratelimit import RateLimiter
 
 __all__ = ["Stack", "StackExit"]
@@ -148,7 +147,9 @@ class Stack(InFlight):
                 return result
             for uuid in adopted:
                 self._flights[uuid] = Flight(adopted_job(uuid), None, True, True)
-                self._log.info("job %s: adopted, its agent is already running", uuid)
+                self._log.info("job %s: adopted, its agent is already running", uuid,
+                               extra={"job_uuid": uuid, "event": "adopted"})  # fmt: skip
+            self.metrics.set_in_flight(len(self._flights))
             loops = [
                 asyncio.create_task(self._poll_loop(), name="stack-poll"),
                 asyncio.create_task(self._watch_loop(), name="stack-watch"),
@@ -296,7 +297,7 @@ class Stack(InFlight):
         assert self._wake_poll is not None
         self._wake_poll.clear()
         free = cfg.max_in_flight - len(self._flights)
-        eligible: list[ScheduledJob] = []
+        eligible: dict[str, ScheduledJob] = {}  # by uuid: a job can move to a later page
         next_runnable: dt.datetime | None = None
         cursor, more = self._cursor, False
         for page_number in range(cfg.max_pages):
@@ -311,7 +312,8 @@ class Stack(InFlight):
                 now=now, limit=cfg.page_size,
             )  # fmt: skip
             self._note_filtered(sel.filtered)
-            eligible.extend(j for j in sel.candidates if j.id not in {e.id for e in eligible})
+            for job in sel.candidates:
+                eligible.setdefault(job.id, job)
             if sel.next_runnable_at is not None:
                 next_runnable = min(next_runnable or sel.next_runnable_at, sel.next_runnable_at)
             more = page.page_info.has_next_page and page.page_info.end_cursor is not None
@@ -325,8 +327,7 @@ class Stack(InFlight):
         self._cursor = cursor if more and not eligible else None
         if free <= 0:
             return False, None
-        eligible.sort(key=lambda j: (-j.priority, j.scheduled_at, j.id))
-        chosen = eligible[:free]
+        chosen = sorted(eligible.values(), key=start_order)[:free]
         await self._reserve_and_dispatch(chosen)
         wait = None
         if next_runnable is not None:
