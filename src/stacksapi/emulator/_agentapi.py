@@ -12,9 +12,10 @@ import secrets
 import msgspec
 
 from ._clock import to_datetime
+from ._cluster import TERMINAL
 from ._jobs import FinishRecord, JobRecord
 from ._reply import EmulatorError
-from ._state import TERMINAL, Emulator
+from ._state import Emulator
 
 __all__ = [
     "AcquiredJob",

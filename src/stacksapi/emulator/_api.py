@@ -36,6 +36,7 @@ from stacksapi._models import (
 )
 
 from ._clock import to_datetime, to_epoch
+from ._cluster import TERMINAL, StackRecord
 from ._jobs import (
     FinishRecord,
     JobRecord,
@@ -46,7 +47,7 @@ from ._jobs import (
 )
 from ._queues import decode_cursor, encode_cursor
 from ._reply import EmulatorError, encode
-from ._state import TERMINAL, Emulator, StackRecord
+from ._state import Emulator
 
 __all__ = [
     "FinishBody",
