@@ -94,6 +94,11 @@ def test_list_and_show_jobs_with_history(
     assert one["notifications"][0]["detail"] == "hi"
     assert one["transitions"][0]["to_state"] == "reserved"
     assert admin.get("jobs/00000000-0000-4000-8000-000000000000").status_code == 404
+    assert [j["id"] for j in admin.get("jobs", params={"limit": 1}).json()["jobs"]] == [a]
+    for bad in ("0", "-1"):
+        refused = admin.get("jobs", params={"limit": bad})
+        assert refused.status_code == 422
+        assert refused.json()["message"].startswith("limit")
 
 
 def test_cancel_over_http(admin: httpx2.Client, emulator: Emulator) -> None:
@@ -117,6 +122,14 @@ def test_pause_resume_and_create_queues(
     keys = [q["key"] for q in admin.get("queues").json()["queues"]]
     assert keys == [QUEUE, "linux", "gpu"]
     assert [q["connected"] for q in admin.get("queues").json()["queues"]] == [True, False, False]
+    one = admin.get("queues/gpu")
+    assert one.status_code == 200
+    assert (one.json()["key"], one.json()["paused"], one.json()["scheduled_jobs"]) == (
+        "gpu",
+        False,
+        0,
+    )
+    assert admin.get("queues/nope").status_code == 404
 
 
 def test_stacks_and_counters(admin: httpx2.Client, http: httpx2.Client, stack: str) -> None:

@@ -146,6 +146,10 @@ async def _queues(em: Emulator, request: Request) -> tuple[int, Any]:
     return 200, {"queues": em.list_queues()}
 
 
+async def _queue(em: Emulator, request: Request) -> tuple[int, Any]:
+    return 200, em.queue(request.path_params["key"])
+
+
 async def _create_queue(em: Emulator, request: Request) -> tuple[int, Any]:
     req: CreateQueueRequest = _decode(request.state.body, CreateQueueRequest)
     return 201, em.create_queue(req.key)
@@ -206,6 +210,7 @@ def admin_routes(em: Emulator) -> list[BaseRoute]:
         route("/jobs/{job_id}/state", _set_state, "POST"),
         route("/queues", _queues, "GET"),
         route("/queues", _create_queue, "POST"),
+        route("/queues/{key}", _queue, "GET"),
         route("/queues/{key}/pause", _pause, "POST"),
         route("/queues/{key}/resume", _resume, "POST"),
         route("/stacks", _stacks, "GET"),

@@ -195,6 +195,8 @@ class Emulator(Cluster):
         self, *, queue: str | None = None, state: str | None = None, limit: int | None = None
     ) -> list[JobInfo]:
         """Jobs (optionally of one queue and/or state) with their full history, oldest first."""
+        if limit is not None and limit < 1:
+            raise EmulatorError(422, f"limit: must be >= 1 (got {limit})")
         with self.lock:
             self.tick()
             out: list[JobInfo] = []
