@@ -326,3 +326,35 @@ async def test_job_without_a_token_is_not_started(
     await run.stop()
     assert dispatcher.dispatched == [normal]
     assert accepted_count(stacks_emulator, withheld) == 0
+
+
+class StuckTokensClient:
+    """The real client, except that issuing acquisition tokens never answers."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+        self.asked = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def issue_job_acquisition_tokens(self, *args: Any, **kwargs: Any) -> JobAcquisitionTokens:
+        self.asked.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_stop_does_not_wait_the_grace_for_jobs_never_dispatched(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    job = stacks_emulator.emulator.create_job()
+    dispatcher = sim(stacks_emulator)
+    client = StuckTokensClient(async_stacks_client)
+    run = start(client, config(shutdown_grace=600), dispatcher)  # type: ignore[arg-type]
+    await run.until(client.asked.is_set)
+    assert job in run.stack.in_flight  # reserved, its launch cut short by the stop below
+    result = await run.stop()  # within Run.stop's safety limit, far below the 600 s grace
+    assert result.ok
+    assert dispatcher.dispatched == []
+    assert run.stack.in_flight == {}
+    assert stacks_emulator.emulator.list_stacks() == []

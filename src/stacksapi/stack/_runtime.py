@@ -238,6 +238,8 @@ class Stack(InFlight):
         deadline = self._clock() + grace
         if self._tasks:  # let launches under way complete, so none is left half-done
             await asyncio.wait(list(self._tasks), timeout=max(grace, 1.0))
+        for uuid in [u for u, f in self._flights.items() if not f.dispatched]:
+            await self._cancel_work(uuid, "the stack is shutting down")  # never handed over
         while self._unstarted() and self._clock() < deadline and not self._force:
             if any(t.done() for t in rest):
                 break  # the watcher died: nobody will see the agents start
