@@ -199,17 +199,23 @@ class RegisterStackRequest(_Model, frozen=True, kw_only=True):
 
 
 class Pipeline(_Model, frozen=True, kw_only=True):
+    """The pipeline a scheduled job belongs to (values may be null)."""
+
     slug: str | None = None
     uuid: str | None = None
 
 
 class Build(_Model, frozen=True, kw_only=True):
+    """The build a scheduled job belongs to (values may be null)."""
+
     uuid: str | None = None
     number: int | None = None
     branch: str | None = None
 
 
 class Step(_Model, frozen=True, kw_only=True):
+    """The pipeline step a scheduled job runs (``key`` may be null)."""
+
     key: str | None = None
 
 
@@ -227,6 +233,8 @@ class ScheduledJob(_Model, frozen=True, kw_only=True):
 
 
 class PageInfo(_Model, frozen=True, kw_only=True):
+    """Pagination of a scheduled-jobs page: pass ``end_cursor`` as ``after`` for the next one."""
+
     has_next_page: bool = False
     end_cursor: str | None = None
 
@@ -353,6 +361,8 @@ class JobAcquisitionToken(_Model, frozen=True, kw_only=True):
 
 
 class JobAcquisitionTokens(_Model, frozen=True, kw_only=True):
+    """Tokens issued, one per job; ``not_issued``: jobs this stack holds no reservation on."""
+
     job_acquisition_tokens: tuple[JobAcquisitionToken, ...] = ()
     not_issued: tuple[str, ...] = ()
 
@@ -373,6 +383,7 @@ class TokenInfo(_Model, frozen=True, kw_only=True):
 
     @property
     def is_clustered(self) -> bool:
+        """True when the token belongs to a cluster (only those can drive a stack)."""
         return bool(self.cluster_uuid)
 
 

@@ -126,6 +126,7 @@ class Cluster:
         return self.tokens[0]
 
     def now(self) -> float:
+        """The emulator's clock: epoch seconds."""
         return self.clock.now()
 
     # --- auth, limits, counters (used by the app) ----------------------------------------------
@@ -138,9 +139,11 @@ class Cluster:
         return found
 
     def is_admin_token(self, token: str) -> bool:
+        """True when ``token`` is the admin API's token (constant time)."""
         return hmac.compare_digest(self.admin_token.encode(), token.encode())
 
     def token_info_id(self, token: str) -> str:
+        """The uuid ``GET token`` reports for a cluster token (empty for others)."""
         return self._token_ids.get(token, "")
 
     def rate(self, stack_key: str, scope: str, *, count: bool = True) -> RateDecision | None:
@@ -154,7 +157,8 @@ class Cluster:
             return self.limiter.peek(stack_key, scope, now)
 
     def record_response(self, endpoint: str, status: int) -> None:
-        """Count one response for ``endpoint`` (fault injection calls this for what it answers)."""
+        """Count one response the app gave for ``endpoint`` (injected faults are counted apart, by
+        ``FaultConfig.counts()``: they never reach the emulator)."""
         with self.lock:
             per = self.counts.setdefault(endpoint, {})
             per[status] = per.get(status, 0) + 1

@@ -98,10 +98,12 @@ class EmulatorServer:
 
     @property
     def admin_token(self) -> str:
+        """The token of the admin API (``admin_url``)."""
         return self.emulator.admin_token
 
     @property
     def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> EmulatorServer:

@@ -165,6 +165,7 @@ class Emulator(Cluster):
             return self._job(job_id).info()
 
     def job_state(self, job_id: str) -> str:
+        """A job's current state (404 ``EmulatorError`` for an unknown job)."""
         with self.lock:
             self.tick()
             return self._job(job_id).state
@@ -230,6 +231,7 @@ class Emulator(Cluster):
             return self.queue(key)
 
     def resume_queue(self, key: str) -> QueueInfo:
+        """Resume dispatch: listings say not paused; reserve works again."""
         with self.lock:
             self._existing_queue(key).paused = False
             return self.queue(key)
@@ -250,6 +252,7 @@ class Emulator(Cluster):
             )
 
     def list_queues(self) -> list[QueueInfo]:
+        """Every queue, in creation order."""
         with self.lock:
             return [self.queue(key) for key in self.queues]
 
