@@ -1,0 +1,45 @@
+"""Run each Buildkite job as a Kubernetes Job: a dispatcher for the stack runtime.
+
+Select it in the stack config (``[stack] dispatcher = "stacksapi.kubernetes:dispatcher"``, with
+a ``[kubernetes]`` table) or build :class:`KubernetesDispatcher` yourself. Needs the
+``kubernetes`` extra (lightkube); ``import stacksapi`` and ``stacksapi.stack`` never import this
+package. See ``docs/kubernetes.md``.
+"""
+
+from __future__ import annotations
+
+try:
+    import lightkube as _lightkube  # noqa: F401  (a clear message when the extra is missing)
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "stacksapi.kubernetes needs the 'kubernetes' extra: pip install 'stacksapi[kubernetes]'"
+    ) from exc
+
+from ._config import DEFAULT_AGENT_IMAGE, KubernetesConfig
+from ._dispatcher import KubernetesDispatcher, dispatcher
+from ._podcheck import PodProblem, pod_problem
+from ._render import (
+    LABEL_JOB_UUID,
+    LABEL_STACK,
+    job_name,
+    render_job,
+    render_secret,
+    secret_name,
+    stack_selector,
+)
+
+__all__ = [
+    "DEFAULT_AGENT_IMAGE",
+    "LABEL_JOB_UUID",
+    "LABEL_STACK",
+    "KubernetesConfig",
+    "KubernetesDispatcher",
+    "PodProblem",
+    "dispatcher",
+    "job_name",
+    "pod_problem",
+    "render_job",
+    "render_secret",
+    "secret_name",
+    "stack_selector",
+]
