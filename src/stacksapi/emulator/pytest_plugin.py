@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from stacksapi import AsyncClient, Client
+
     from ._server import EmulatorServer
 
 __all__ = [
@@ -53,24 +55,18 @@ def _client_kwargs(server: EmulatorServer) -> dict[str, Any]:
 
 
 @pytest.fixture
-def stacks_client(stacks_emulator: EmulatorServer) -> Iterator[Any]:
+def stacks_client(stacks_emulator: EmulatorServer) -> Iterator[Client]:
     """A ``stacksapi.Client`` talking to ``stacks_emulator`` with its cluster token."""
-    import stacksapi
+    from stacksapi import Client
 
-    client_class = getattr(stacksapi, "Client", None)
-    if client_class is None:
-        pytest.skip("stacksapi.Client is not available")
-    with client_class(**_client_kwargs(stacks_emulator)) as client:
+    with Client(**_client_kwargs(stacks_emulator)) as client:
         yield client
 
 
 @pytest.fixture
-async def async_stacks_client(stacks_emulator: EmulatorServer) -> AsyncIterator[Any]:
+async def async_stacks_client(stacks_emulator: EmulatorServer) -> AsyncIterator[AsyncClient]:
     """A ``stacksapi.AsyncClient`` talking to ``stacks_emulator`` with its cluster token."""
-    import stacksapi
+    from stacksapi import AsyncClient
 
-    client_class = getattr(stacksapi, "AsyncClient", None)
-    if client_class is None:
-        pytest.skip("stacksapi.AsyncClient is not available")
-    async with client_class(**_client_kwargs(stacks_emulator)) as client:
+    async with AsyncClient(**_client_kwargs(stacks_emulator)) as client:
         yield client
