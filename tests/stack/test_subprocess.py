@@ -203,3 +203,20 @@ async def test_unusable_work_dir_ends_the_run_with_a_reason(
     assert result.exit_code == 1
     assert "dispatcher failed to start" in result.reason
     assert stacks_emulator.emulator.list_stacks() == []  # registered, then deregistered
+
+
+async def test_cancel_while_the_process_is_being_launched_kills_it(tmp_path: Path) -> None:
+    uuid = "0190aaaa-0000-4000-8000-000000000003"
+    sub = SubprocessConfig(command=("sleep", "30"), work_dir=str(tmp_path / "w"), kill_grace=1.0)
+    d, sink = SubprocessDispatcher(sub), Sink()
+    await d.start(sink)
+    launch = asyncio.create_task(d.dispatch(request(uuid)))
+    await asyncio.sleep(0)  # the launch is under way, the process not yet known
+    await d.cancel(uuid, "the job was canceled")
+    await launch
+    pid_file = tmp_path / "w" / "pids" / f"{uuid}.pid"
+    await eventually(lambda: bool(sink.ended) and not pid_file.exists())
+    assert len(sink.ended) == 1  # reported once, when the process is gone
+    assert sink.ended[0].error is not None
+    assert "the job was canceled" in sink.ended[0].error
+    await d.shutdown(0)

@@ -52,6 +52,7 @@ class SubprocessDispatcher:
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._cancel_reason: dict[str, str] = {}
         self._killers: set[asyncio.Task[None]] = set()
+        self._launching: set[str] = set()
         self._agent_token: str | None = None
 
     @property
@@ -110,12 +111,13 @@ class SubprocessDispatcher:
     async def dispatch(self, request: DispatchRequest) -> None:
         """Start the agent process; raise :class:`DispatchError` if it cannot be started."""
         uuid = request.job_uuid
-        if uuid in self._procs or uuid in self._watchers:
+        if uuid in self._procs or uuid in self._watchers or uuid in self._launching:
             raise DispatchError(f"an agent for job {uuid} is already running here")
         cwd = self.work_dir / "jobs" / _safe(uuid)
         argv = self._argv(request, cwd)
         env = self._env(request)
         log_path = self.log_path(uuid)
+        self._launching.add(uuid)
         try:
             cwd.mkdir(parents=True, exist_ok=True)
             with log_path.open("ab") as log:
@@ -129,10 +131,15 @@ class SubprocessDispatcher:
                     start_new_session=True,
                 )
         except OSError as exc:
+            self._cancel_reason.pop(uuid, None)
             raise DispatchError(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
+        finally:
+            self._launching.discard(uuid)
         self._procs[uuid] = proc
         (self.work_dir / "pids" / f"{_safe(uuid)}.pid").write_text(f"{proc.pid}\n")
         self._watchers[uuid] = asyncio.create_task(self._watch(uuid, proc))
+        if uuid in self._cancel_reason:  # cancelled while it was being launched
+            self._stop(proc)
         _log.info(
             "job %s: agent started (pid %d, log %s)", uuid, proc.pid, log_path,
             extra={"job_uuid": uuid},
@@ -173,6 +180,9 @@ class SubprocessDispatcher:
 
     async def cancel(self, job_uuid: str, reason: str) -> None:
         """Kill the agent's process group: SIGTERM, then SIGKILL after ``kill_grace``."""
+        if job_uuid in self._launching:  # dispatch() stops it once the process exists
+            self._cancel_reason.setdefault(job_uuid, reason)
+            return
         proc = self._procs.get(job_uuid)
         if proc is None:
             if job_uuid not in self._watchers and self._sink is not None:
@@ -181,6 +191,9 @@ class SubprocessDispatcher:
         if job_uuid in self._cancel_reason:
             return  # already being stopped
         self._cancel_reason[job_uuid] = reason
+        self._stop(proc)
+
+    def _stop(self, proc: asyncio.subprocess.Process) -> None:
         _signal_group(proc.pid, signal.SIGTERM)
         # Escalate in the background: the runtime's loop must not wait out the grace period.
         task = asyncio.create_task(self._kill_after_grace(proc))
