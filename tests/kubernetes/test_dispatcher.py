@@ -1,0 +1,202 @@
+"""KubernetesDispatcher on its own, against the fake API server over real HTTP (lightkube).
+
+Duplicate creation, retries, watch breaks, stuck pods before and after the agent took the job,
+Jobs that fail or vanish, and the errors a user sees.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from kube_fake import FakeKube
+from kube_helpers import NS, AgentKubelet, RecordingSink, dispatcher, eventually, request
+
+from stacksapi.kubernetes import KubernetesDispatcher, job_name, secret_name
+from stacksapi.stack import DispatchError, StackConfig
+
+pytestmark = pytest.mark.anyio
+
+U1 = "0190aaaa-0000-4000-8000-000000000001"
+U2 = "0190aaaa-0000-4000-8000-000000000002"
+TOKEN = "bkjat_test_token_1234567890"
+
+
+async def test_a_duplicate_create_is_already_dispatched_not_an_error(
+    fake_kube: FakeKube, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = dispatcher(fake_kube, tmp_path), dispatcher(fake_kube, tmp_path)
+    sink1, sink2 = RecordingSink(), RecordingSink()
+    assert await first.start(sink1) == []
+    assert await second.start(sink2) == []  # both started before the Job existed
+    await first.dispatch(request(U1, "bkjat_first"))
+    with caplog.at_level(logging.INFO, logger="stacksapi.kubernetes"):
+        await second.dispatch(request(U1, "bkjat_second"))  # 409 on the Job: adopt it
+    assert "already dispatched" in caplog.text
+    assert "bkjat_" not in caplog.text
+    assert len(fake_kube.items("jobs")) == 1
+    assert fake_kube.count("POST", "jobs") == 2
+    job = fake_kube.items("jobs")[0]
+    secret = fake_kube.get("secrets", NS, secret_name(first.config, U1))
+    assert secret is not None
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
+    assert fake_kube.secret_value(NS, secret["metadata"]["name"], "token") == "bkjat_second"
+    fake_kube.finish_job(NS, job["metadata"]["name"], succeeded=True)
+    await eventually(lambda: len(sink1.ended) == 1 and len(sink2.ended) == 1)
+    assert sink1.ended[0].succeeded
+    assert sink2.ended[0].succeeded
+    for d in (first, second):
+        await d.shutdown(0)
+
+
+async def test_transient_errors_are_retried_and_a_rejection_is_a_dispatch_error(
+    fake_kube: FakeKube, tmp_path: Path
+) -> None:
+    d = dispatcher(fake_kube, tmp_path, api_retries=3)
+    await d.start(RecordingSink())
+    fake_kube.fail("POST", "jobs", 503, times=2)
+    fake_kube.fail("POST", "secrets", 429, times=1)
+    await d.dispatch(request(U1))
+    assert fake_kube.count("POST", "jobs") == 3
+    assert fake_kube.count("POST", "secrets") == 2
+    assert fake_kube.get("secrets", NS, secret_name(d.config, U1)) is not None
+    fake_kube.fail("POST", "jobs", 403, times=1)
+    with pytest.raises(DispatchError, match="cannot create Kubernetes Job ci/buildkite-") as info:
+        await d.dispatch(request(U2))
+    assert "403" in str(info.value)
+    assert TOKEN not in str(info.value)
+    fake_kube.fail("POST", "secrets", 500, times=99)
+    with pytest.raises(DispatchError, match="500"):
+        await d.dispatch(request(U2))
+    assert fake_kube.get("jobs", NS, job_name(d.config, U2)) is None  # no Job left without token
+    await d.shutdown(0)
+
+
+async def test_watches_recover_by_listing_again(fake_kube: FakeKube, tmp_path: Path) -> None:
+    d = dispatcher(fake_kube, tmp_path)
+    sink = RecordingSink()
+    await d.start(sink)
+    await d.dispatch(request(U1))
+    await d.dispatch(request(U2))
+    assert d._watcher is not None
+    listed = d._watcher.relists
+    fake_kube.compact()  # the version the watch holds is now too old: 410 on reconnect
+    fake_kube.delete("jobs", NS, job_name(d.config, U1))  # missed while the stream was down?
+    fake_kube.drop_watches()
+    await eventually(lambda: d._watcher is not None and d._watcher.relists > listed)
+    await eventually(lambda: [e.job_uuid for e in sink.ended] == [U1])
+    assert sink.ended[0].error == f"The Kubernetes Job ci/{job_name(d.config, U1)} was deleted"
+    fake_kube.finish_job(NS, job_name(d.config, U2), succeeded=False)  # the new watch sees it
+    await eventually(lambda: len(sink.ended) == 2)
+    assert sink.ended[1].exit_status == 1
+    assert "BackoffLimitExceeded" in sink.ended[1].output
+    await d.shutdown(0)
+
+
+async def test_a_stuck_pod_after_the_agent_took_the_job_only_notifies(
+    fake_kube: FakeKube, tmp_path: Path
+) -> None:
+    fake_kube.kubelet = AgentKubelet(unpullable={"sidecar:missing"})
+    template = "containers:\n- name: sidecar\n  image: sidecar:missing\n"
+    d = dispatcher(fake_kube, tmp_path, pod_template=template)
+    sink = RecordingSink(started={U1})
+    await d.start(sink)
+    await d.dispatch(request(U1))
+    await eventually(lambda: any("could not pull image" in n for _, n in sink.notes))
+    note = next(n for _, n in sink.notes if "could not pull" in n)
+    assert "container sidecar could not pull image 'sidecar:missing'" in note
+    assert sink.ended == []
+    assert fake_kube.get("jobs", NS, job_name(d.config, U1)) is not None  # the agent owns it
+    await d.shutdown(0)
+
+
+@pytest.mark.parametrize(
+    ("kubelet", "template", "words"),
+    [
+        (
+            AgentKubelet(init_fails=True),
+            "initContainers:\n- name: clone\n  image: git\ncontainers: []\n",
+            ["init container clone failed (exit 1, Error): clone failed",
+             "Warning BackOff: init container clone failed"],
+        ),
+        (
+            AgentKubelet(unschedulable=True),
+            None,
+            ["pending for", "(Unschedulable: 0/3 nodes are available: 3 Insufficient cpu.)",
+             "Warning FailedScheduling: 0/3 nodes are available"],
+        ),
+    ],
+    ids=["init-container-fails", "pending-past-timeout"],
+)  # fmt: skip
+async def test_a_stuck_pod_before_the_agent_took_the_job_ends_the_work_with_events(
+    fake_kube: FakeKube,
+    tmp_path: Path,
+    kubelet: AgentKubelet,
+    template: str | None,
+    words: list[str],
+) -> None:
+    fake_kube.kubelet = kubelet
+    d = dispatcher(fake_kube, tmp_path, pod_template=template, pending_timeout=0.3)
+    sink = RecordingSink()
+    await d.start(sink)
+    await d.dispatch(request(U1))
+    await eventually(lambda: len(sink.ended) == 1)
+    ended = sink.ended[0]
+    assert ended.exit_status is None
+    assert not ended.succeeded
+    text = f"{ended.error}\n{ended.output}"
+    for word in words:
+        assert word in text
+    assert fake_kube.items("jobs") == []
+    await d.shutdown(0)
+
+
+async def test_cancel_and_errors_a_user_sees(fake_kube: FakeKube, tmp_path: Path) -> None:
+    d = dispatcher(fake_kube, tmp_path)
+    sink = RecordingSink()
+    await d.start(sink)
+    await d.cancel(U2, "the job was canceled")  # never dispatched here: ended at once
+    assert sink.ended[-1].job_uuid == U2
+    await d.dispatch(request(U1))
+    with pytest.raises(DispatchError, match="already being watched"):
+        await d.dispatch(request(U1))
+    fake_kube.delete("jobs", NS, job_name(d.config, U1))  # gone before the cancel
+    await eventually(lambda: len(sink.ended) == 2)
+    no_token = request(U2)
+    object.__setattr__(no_token, "token", None)
+    with pytest.raises(DispatchError, match=r"kubernetes\.agent_token_secret"):
+        await d.dispatch(no_token)
+    await d.shutdown(0)
+
+
+async def test_issue_tokens_off_uses_the_named_agent_token_secret(
+    fake_kube: FakeKube, tmp_path: Path
+) -> None:
+    d = dispatcher(fake_kube, tmp_path, agent_token_secret="buildkite-agent-token")
+    await d.start(RecordingSink())
+    req = request(U1)
+    object.__setattr__(req, "token", None)
+    await d.dispatch(req)
+    job = fake_kube.items("jobs")[0]
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    ref = next(e for e in env if e["name"] == "BUILDKITE_AGENT_TOKEN")["valueFrom"]
+    assert ref == {"secretKeyRef": {"name": "buildkite-agent-token", "key": "token"}}
+    assert fake_kube.items("secrets") == []
+    await d.shutdown(0)
+
+
+async def test_start_fails_clearly_without_a_cluster(tmp_path: Path) -> None:
+    d = dispatcher_from(tmp_path / "missing-kubeconfig")
+    with pytest.raises(RuntimeError, match="cannot load the Kubernetes configuration"):
+        await d.start(RecordingSink())
+
+
+def dispatcher_from(path: Path) -> KubernetesDispatcher:
+    cfg = StackConfig.from_mapping(
+        {
+            "stack": {"key": "k8s", "dispatcher": "stacksapi.kubernetes:dispatcher"},
+            "kubernetes": {"kubeconfig": str(path), "namespace": "ci"},
+        }
+    )
+    return KubernetesDispatcher.from_stack_config(cfg)
