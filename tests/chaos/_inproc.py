@@ -19,7 +19,7 @@ from stacksapi import AsyncClient, RetryPolicy
 from stacksapi.stack import EventKind, Stack, StackConfig, StackEvent, StackExit
 
 from ._agents import SimAgents
-from ._world import RunReport, World, verify
+from ._world import DEFAULT_FAULTS, TERMINAL, RunReport, World, verify
 
 __all__ = [
     "FAST_RETRY",
@@ -44,7 +44,7 @@ def stack_config(key: str, **changes: object) -> StackConfig:
         poll_interval=0.05,
         state_check_interval=0.1,
         shutdown_grace=1.0,
-        max_in_flight=40,
+        max_in_flight=10,
         reservation_expiry_seconds=10,
         tags={"os": "linux"},
     )
@@ -98,7 +98,7 @@ async def run_world(
     **changes: object,
 ) -> RunReport:
     """Run ``stacks`` stacks, call ``during`` with faults on, drain, stop cleanly, verify."""
-    make = agents or (lambda: SimAgents(world.base_url))
+    make = agents or (lambda: SimAgents(world.base_url, run_for=0.02))
     runs = [Running(world, f"chaos-{i}", make(), **changes) for i in range(stacks)]
     exits: list[StackExit] = []
     try:
@@ -129,22 +129,33 @@ async def until(cond: Callable[[], bool], limit: float = 20.0) -> None:
 # --- scenarios --------------------------------------------------------------------------------
 
 
-async def faults_only(seed: int, jobs: int, *, stacks: int = 1) -> RunReport:
-    """Jobs arrive in waves while every Stacks API endpoint fails now and then."""
-    with World(seed) as world:
+async def faults_only(
+    seed: int, jobs: int, *, stacks: int = 1, faults: str = DEFAULT_FAULTS
+) -> RunReport:
+    """Jobs arrive in two waves while every Stacks API endpoint fails now and then."""
+    with World(seed, faults=faults) as world:
         em = world.emulator
         ids = em.create_jobs(jobs // 2)
 
+        def ended(share: float) -> Callable[[], bool]:
+            def cond() -> bool:
+                states = world.states(ids).values()
+                return sum(s in TERMINAL for s in states) >= share * len(ids)
+
+            return cond
+
         async def during(runs: list[Running]) -> None:
-            await until(lambda: sum(s != "scheduled" for s in world.states(ids).values()) > 0)
+            await until(ended(0.25), limit=60)
             ids.extend(em.create_jobs(jobs - len(ids)))
-            await asyncio.sleep(1.0)
+            await until(ended(0.9), limit=120)  # most of the work happens under faults
 
         name = f"faults x{stacks} seed={seed}"
         return await run_world(world, ids, name=name, stacks=stacks, during=during)
 
 
-async def clock_jumps(seed: int, jobs: int, *, jumps: int = 4) -> RunReport:
+async def clock_jumps(
+    seed: int, jobs: int, *, jumps: int = 4, faults: str = DEFAULT_FAULTS
+) -> RunReport:
     """The emulator's clock jumps past every reservation and token while agents are on the way.
 
     Agents wait a little before acquiring, so some hold a token that expired meanwhile: those
@@ -155,7 +166,7 @@ async def clock_jumps(seed: int, jobs: int, *, jumps: int = 4) -> RunReport:
     async def slow_start(_uuid: str) -> None:
         await asyncio.sleep(rng.uniform(0.0, 0.3))
 
-    with World(seed) as world:
+    with World(seed, faults=faults) as world:
         ids = world.emulator.create_jobs(jobs)
 
         async def during(runs: list[Running]) -> None:
@@ -170,10 +181,12 @@ async def clock_jumps(seed: int, jobs: int, *, jumps: int = 4) -> RunReport:
         )  # fmt: skip
 
 
-async def pause_resume(seed: int, jobs: int, *, cycles: int = 6) -> RunReport:
-    """The queue is paused and resumed again and again while jobs flow."""
+async def pause_resume(
+    seed: int, jobs: int, *, cycles: int = 6, faults: str = DEFAULT_FAULTS
+) -> RunReport:
+    """The queue is paused and resumed again and again while two stacks take jobs."""
     rng = random.Random(seed)
-    with World(seed) as world:
+    with World(seed, faults=faults) as world:
         em = world.emulator
         ids = em.create_jobs(jobs)
 
@@ -201,7 +214,9 @@ CANCEL_POINTS = (
 """The points of a job's life where :func:`cancel_everywhere` cancels it."""
 
 
-async def cancel_everywhere(seed: int, per_point: int = 3) -> RunReport:
+async def cancel_everywhere(
+    seed: int, per_point: int = 3, *, faults: str = DEFAULT_FAULTS
+) -> RunReport:
     """Cancel jobs at every point of their life, from queued to already finished.
 
     ``scheduled``: before any stack sees it. ``reserved``: as the stack reserves it.
@@ -209,7 +224,7 @@ async def cancel_everywhere(seed: int, per_point: int = 3) -> RunReport:
     agent holds it (Buildkite says ``canceling``; the agent finishes it as ``canceled``).
     ``finished``: too late (the emulator refuses; the job stays finished).
     """
-    with World(seed) as world:
+    with World(seed, faults=faults) as world:
         em = world.emulator
         point: dict[str, str] = {}
         for name in CANCEL_POINTS:

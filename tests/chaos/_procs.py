@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ._world import RunReport, World, verify
+from ._world import DEFAULT_FAULTS, RunReport, World, verify
 
 __all__ = ["StackProcess", "kill_and_restart", "shared_queue"]
 
@@ -33,6 +33,7 @@ class StackProcess:
         self.world = world
         self.key = key
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.config = root / f"{key}.toml"
         self.output = root / f"{key}.out"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -142,9 +143,11 @@ def _finish(
     return report
 
 
-def kill_and_restart(seed: int, jobs: int, root: Path, *, kills: int = 2) -> RunReport:
+def kill_and_restart(
+    seed: int, jobs: int, root: Path, *, kills: int = 2, faults: str = DEFAULT_FAULTS
+) -> RunReport:
     """One stack, SIGKILLed mid-run ``kills`` times and started again each time."""
-    with World(seed) as world:
+    with World(seed, faults=faults) as world:
         ids = world.emulator.create_jobs(jobs, command="true")
         stack = StackProcess(world, "chaos-kill", root)
         problems: list[str] = []
@@ -163,9 +166,11 @@ def kill_and_restart(seed: int, jobs: int, root: Path, *, kills: int = 2) -> Run
                 stack.kill()
 
 
-def shared_queue(seed: int, jobs: int, root: Path, *, stacks: int = 2) -> RunReport:
+def shared_queue(
+    seed: int, jobs: int, root: Path, *, stacks: int = 2, faults: str = DEFAULT_FAULTS
+) -> RunReport:
     """``stacks`` processes on one queue; one is SIGKILLed mid-run and restarted."""
-    with World(seed) as world:
+    with World(seed, faults=faults) as world:
         ids = world.emulator.create_jobs(jobs, command="true")
         procs = [StackProcess(world, f"chaos-{i}", root, max_in_flight=4) for i in range(stacks)]
         problems: list[str] = []

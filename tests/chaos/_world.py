@@ -91,6 +91,7 @@ class World:
         )
         self.server = EmulatorServer(self.emulator, middleware=[self.faults.middleware()])
         self.faults_stopped_at: float | None = None
+        self.started_at = time.monotonic()
 
     def __enter__(self) -> World:
         self.server.start()
@@ -154,6 +155,7 @@ class RunReport:
     drain_seconds: float
     outcomes: dict[str, int]
     problems: list[str]
+    wall_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -233,6 +235,7 @@ def verify(
     if len(registered) != stacks_left:
         problems.append(f"stacks still registered: {registered} (expected {stacks_left})")
     return RunReport(
+        wall_seconds=time.monotonic() - world.started_at,
         name=name,
         jobs=len(infos),
         faults=world.faults.totals(),
