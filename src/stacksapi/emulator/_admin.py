@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ._clock import ManualClock, to_datetime
-from ._http import read_body, request_token
+from ._http import decode_body, read_body, request_token
 from ._jobs import JobSpec
 from ._reply import EmulatorError, encode
 from ._state import Emulator
@@ -58,17 +58,6 @@ class AdvanceClockRequest(msgspec.Struct, kw_only=True, frozen=True):
 Op = Callable[[Emulator, Request], Awaitable[tuple[int, Any]]]
 
 
-def _decode(body: bytes, type_: type[Any]) -> Any:
-    try:
-        return msgspec.json.decode(body or b"{}", type=type_)
-    except msgspec.ValidationError as exc:
-        raise EmulatorError(400, f"request body: {exc}") from None
-    except msgspec.DecodeError:
-        raise EmulatorError(400, "request body: malformed JSON") from None
-    except RecursionError:
-        raise EmulatorError(400, "request body: nested too deeply") from None
-
-
 def _wrap(em: Emulator, op: Op) -> Callable[[Request], Awaitable[Response]]:
     async def handler(request: Request) -> Response:
         try:
@@ -76,7 +65,8 @@ def _wrap(em: Emulator, op: Op) -> Callable[[Request], Awaitable[Response]]:
             if token is None or not em.is_admin_token(token):
                 raise EmulatorError(401, "admin API: missing or invalid admin token")
             if request.method in ("POST", "PUT"):
-                request.state.body = await read_body(request, MAX_ADMIN_BODY_BYTES)
+                # An admin call without a body means "no options": the same as {}.
+                request.state.body = await read_body(request, MAX_ADMIN_BODY_BYTES) or b"{}"
             status, payload = await op(em, request)
         except EmulatorError as exc:
             return Response(exc.body(), status_code=exc.status, media_type="application/json")
@@ -103,12 +93,12 @@ async def _overview(em: Emulator, request: Request) -> tuple[int, Any]:
 
 
 async def _create_job(em: Emulator, request: Request) -> tuple[int, Any]:
-    spec = _decode(request.state.body, JobSpec)
+    spec = decode_body(request.state.body, JobSpec)
     return 201, {"id": em.create_job(spec)}
 
 
 async def _create_jobs(em: Emulator, request: Request) -> tuple[int, Any]:
-    bulk: BulkJobsRequest = _decode(request.state.body, BulkJobsRequest)
+    bulk: BulkJobsRequest = decode_body(request.state.body, BulkJobsRequest)
     if bulk.jobs is not None:
         return 201, {"ids": em.create_jobs(bulk.jobs)}
     if bulk.count is None:
@@ -138,7 +128,7 @@ async def _cancel(em: Emulator, request: Request) -> tuple[int, Any]:
 
 
 async def _set_state(em: Emulator, request: Request) -> tuple[int, Any]:
-    req: SetStateRequest = _decode(request.state.body, SetStateRequest)
+    req: SetStateRequest = decode_body(request.state.body, SetStateRequest)
     return 200, {"state": em.set_job_state(request.path_params["job_id"], req.state)}
 
 
@@ -151,7 +141,7 @@ async def _queue(em: Emulator, request: Request) -> tuple[int, Any]:
 
 
 async def _create_queue(em: Emulator, request: Request) -> tuple[int, Any]:
-    req: CreateQueueRequest = _decode(request.state.body, CreateQueueRequest)
+    req: CreateQueueRequest = decode_body(request.state.body, CreateQueueRequest)
     return 201, em.create_queue(req.key)
 
 
@@ -180,7 +170,7 @@ async def _reset(em: Emulator, request: Request) -> tuple[int, Any]:
 
 
 async def _advance(em: Emulator, request: Request) -> tuple[int, Any]:
-    req: AdvanceClockRequest = _decode(request.state.body, AdvanceClockRequest)
+    req: AdvanceClockRequest = decode_body(request.state.body, AdvanceClockRequest)
     if not isinstance(em.clock, ManualClock):
         raise EmulatorError(409, "clock: this emulator runs on the system clock")
     if req.seconds < 0:

@@ -12,8 +12,6 @@ import re
 import secrets
 from typing import Any
 
-import msgspec
-
 from stacksapi._models import (
     ClusterQueue,
     FinishJobRequest,
@@ -397,17 +395,3 @@ def get_token(em: Emulator, token: str) -> TokenInfo:
         cluster_uuid=em.cluster_uuid,
         cluster_name=em.cluster_name,
     )
-
-
-def decode_body(body: bytes, type_: type[Any]) -> Any:
-    """Decode a JSON body into a request Struct; 400 naming the field when it does not fit."""
-    if not body.strip():
-        raise EmulatorError(400, "request body: a JSON object is required")
-    try:
-        return msgspec.json.decode(body, type=type_)
-    except msgspec.ValidationError as exc:
-        raise EmulatorError(400, f"request body: {exc}") from None
-    except msgspec.DecodeError:
-        raise EmulatorError(400, "request body: malformed JSON") from None
-    except RecursionError:
-        raise EmulatorError(400, "request body: nested too deeply") from None

@@ -32,7 +32,7 @@ from stacksapi._models import (
 from . import _agentapi as agentapi
 from . import _api as api
 from ._admin import admin_routes
-from ._http import MAX_BODY_BYTES, read_body, request_token
+from ._http import MAX_BODY_BYTES, decode_body, read_body, request_token
 from ._ratelimit import RateDecision
 from ._reply import EmulatorError, encode
 from ._state import Emulator
@@ -101,7 +101,7 @@ class _Api:
         try:
             body = await read_body(request) if request.method in ("POST", "PUT") else b""
             if endpoint.name == "register_stack":
-                register = api.decode_body(body, RegisterStackRequest)
+                register = decode_body(body, RegisterStackRequest)
                 key = register.key
         except EmulatorError as exc:  # 400/413 before the window is known: headers all the same
             raise _with_headers(exc, em.rate(key, endpoint.scope, count=False)) from None
@@ -151,19 +151,19 @@ class _Api:
             api.deregister_stack(em, key)
             return 204, b""
         if name == "batch_reserve_jobs":
-            reserve = api.decode_body(body, ReserveJobsRequest)
+            reserve = decode_body(body, ReserveJobsRequest)
             return 200, encode(api.reserve_jobs(em, key, reserve))
         if name == "get_job_states":
-            return 200, encode(api.get_job_states(em, key, api.decode_body(body, JobUUIDsRequest)))
+            return 200, encode(api.get_job_states(em, key, decode_body(body, JobUUIDsRequest)))
         if name == "finish_job":
-            finish = api.decode_body(body, api.FinishBody)
+            finish = decode_body(body, api.FinishBody)
             api.finish_job(em, key, params["uuid"], finish)
             return 200, b"{}"
         if name == "create_stack_notifications":
-            notes = api.decode_body(body, NotificationsRequest)
+            notes = decode_body(body, NotificationsRequest)
             return 200, encode(api.notify(em, key, notes))
         if name == "issue_job_acquisition_tokens":
-            tokens = api.decode_body(body, TokensRequest)
+            tokens = decode_body(body, TokensRequest)
             return 201, encode(api.issue_tokens(em, key, tokens))
         if name == "get_token":
             return 200, encode(api.get_token(em, token))
@@ -186,10 +186,10 @@ class _Api:
         if action == "state":
             return 200, encode(agentapi.agent_state(em, job_id, token)), {}
         if action == "log":
-            chunk = api.decode_body(body, agentapi.AgentLogRequest)
+            chunk = decode_body(body, agentapi.AgentLogRequest)
             agentapi.agent_log(em, job_id, token, chunk)
             return 200, b"{}", {}
-        finish = api.decode_body(body, agentapi.AgentFinishRequest)
+        finish = decode_body(body, agentapi.AgentFinishRequest)
         return 200, encode(agentapi.agent_finish(em, job_id, token, finish)), {}
 
 

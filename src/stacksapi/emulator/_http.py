@@ -1,12 +1,16 @@
-"""Small HTTP helpers shared by the API and admin routes: the token, a capped body read."""
+"""Small HTTP helpers shared by the API and admin routes: the token, a capped body read, and
+the decoding of a JSON body into a request Struct."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 from starlette.requests import Request
 
 from ._reply import EmulatorError
 
-__all__ = ["MAX_BODY_BYTES", "read_body", "request_token"]
+__all__ = ["MAX_BODY_BYTES", "decode_body", "read_body", "request_token"]
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 """Largest Stacks API request body accepted (a full notifications batch is well under it)."""
@@ -37,3 +41,17 @@ async def read_body(request: Request, cap: int = MAX_BODY_BYTES) -> bytes:
     if size > cap:
         raise EmulatorError(413, f"request body: at most {cap} bytes (got more)")
     return b"".join(chunks)
+
+
+def decode_body(body: bytes, type_: type[Any]) -> Any:
+    """Decode a JSON body into a request Struct; 400 naming the field when it does not fit."""
+    if not body.strip():
+        raise EmulatorError(400, "request body: a JSON object is required")
+    try:
+        return msgspec.json.decode(body, type=type_)
+    except msgspec.ValidationError as exc:
+        raise EmulatorError(400, f"request body: {exc}") from None
+    except msgspec.DecodeError:
+        raise EmulatorError(400, "request body: malformed JSON") from None
+    except RecursionError:
+        raise EmulatorError(400, "request body: nested too deeply") from None
