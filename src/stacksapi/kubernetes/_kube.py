@@ -45,24 +45,38 @@ def status_code(exc: BaseException) -> int | None:
 
 
 class TokenBucket:
-    """At most ``burst`` requests at once, refilled at ``rate`` per second."""
+    """At most ``burst`` requests at once, refilled at ``rate`` per second.
 
-    def __init__(self, rate: float, burst: int) -> None:
+    ``clock`` and ``sleep`` are injectable so the arithmetic is testable without waiting.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.rate, self.burst = rate, burst
+        self._clock, self._sleep = clock, sleep
         self._tokens = float(burst)
-        self._at = time.monotonic()
+        self._at = clock()
         self._lock = asyncio.Lock()
+        self.waited = 0.0  # seconds spent waiting for a token, in total
 
     async def take(self) -> None:
         async with self._lock:
             while True:
-                now = time.monotonic()
+                now = self._clock()
                 self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
                 self._at = now
                 if self._tokens >= 1:
                     self._tokens -= 1
                     return
-                await asyncio.sleep((1 - self._tokens) / self.rate)
+                delay = (1 - self._tokens) / self.rate
+                self.waited += delay
+                await self._sleep(delay)
 
 
 class KubeAPI:
@@ -76,7 +90,11 @@ class KubeAPI:
         self.retries = retries
         self.bucket = TokenBucket(qps, burst)
 
-    async def _call(self, what: str, make: Callable[[], Awaitable[T]]) -> T:
+    async def _call(
+        self, what: str, make: Callable[[], Awaitable[T]], *, conflicts: bool = False
+    ) -> T:
+        """Run ``make`` within the rate limit, retrying transient errors (and, with
+        ``conflicts``, a 409 Conflict of an update raced by another writer)."""
         attempt = 0
         while True:
             await self.bucket.take()
@@ -85,6 +103,7 @@ class KubeAPI:
             except (ApiError, httpx2.TransportError) as exc:
                 code = status_code(exc)
                 transient = code in _TRANSIENT or isinstance(exc, httpx2.TransportError)
+                transient = transient or (conflicts and code == 409)
                 if not transient or attempt >= self.retries:
                     raise
                 delay = _retry_after(exc) or min(5.0, 0.1 * 2**attempt) * random.uniform(0.5, 1)
@@ -120,6 +139,7 @@ class KubeAPI:
                 lambda: self.client.delete(
                     Job, name, namespace=self.namespace, cascade=CascadeType.BACKGROUND
                 ),
+                conflicts=True,
             )
         except ApiError as exc:
             if status_code(exc) == 404:
@@ -134,6 +154,7 @@ class KubeAPI:
             lambda: self.client.patch(
                 Secret, name, dict(patch), namespace=self.namespace, patch_type=PatchType.MERGE
             ),
+            conflicts=True,
         )
 
     async def list_jobs(self, labels: Mapping[str, str]) -> tuple[list[Job], str | None]:
