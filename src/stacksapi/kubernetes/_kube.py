@@ -224,6 +224,9 @@ def _retry_after(exc: BaseException) -> float | None:
     return min(max(value, 0.0), 30.0)
 
 
-def _event_time(event: Event) -> str:
+def _event_time(event: Event) -> tuple[str, int]:
+    """Sort key: last time seen (second resolution), then the order the server stored them."""
     when = event.lastTimestamp or event.eventTime or event.firstTimestamp
-    return when.isoformat() if when is not None else ""
+    version = event.metadata.resourceVersion if event.metadata is not None else None
+    order = int(version) if version is not None and version.isdigit() else 0
+    return (when.isoformat() if when is not None else "", order)
