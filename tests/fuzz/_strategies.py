@@ -29,7 +29,22 @@ ODD_TEXT = st.text(
 )
 
 EDGE_INTS = st.sampled_from(
-    [0, -1, 1, 3600, 3601, 1000, 1001, 2**31, 2**53 + 1, 2**63, -(2**63) - 1, 2**64, 10**30]
+    [
+        0,
+        -1,
+        1,
+        3600,
+        3601,
+        1000,
+        1001,
+        2**31,
+        2**53 + 1,
+        2**63,
+        -(2**63) - 1,
+        2**64,
+        10**30,
+        10**400,
+    ]
 )
 """Integers at and past every documented limit (kept small enough to never create a million jobs
 by accident in the admin API)."""

@@ -56,7 +56,11 @@ def _check_int(key: str, value: object, low: int, high: int, *, optional: bool =
 
 def _check_float(key: str, value: object, low: float, high: float) -> None:
     ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(float(value)) or not low <= float(value) <= high:  # type: ignore[arg-type]
+    try:
+        number = float(value) if ok else math.nan  # type: ignore[arg-type]
+    except OverflowError:  # an integer past 1e308 (TOML integers have no bound in tomllib)
+        number = math.inf
+    if not ok or not math.isfinite(number) or not low <= number <= high:
         raise ConfigError(key, f"must be a number from {low} to {high} (got {_describe(value)})")
 
 
