@@ -34,6 +34,10 @@ from ._version import __version__
 
 __all__ = ["Attempts", "Core", "build_headers", "make_core"]
 
+# A library stays silent until the application configures logging: without a handler of its
+# own, Python's last-resort handler would print our WARNINGs (retries, cropping) to stderr.
+logging.getLogger("stacksapi").addHandler(logging.NullHandler())
+
 _PAYLOAD_LOG_LIMIT = 16 * 1024
 _NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import subprocess
+import sys
 
 import httpx2
 import pytest
@@ -99,6 +101,35 @@ def test_default_logger_is_stacksapi_and_a_given_one_is_used(
         c.deregister_stack("k")
     assert [r.name for r in caplog.records] == ["my.app.stacks"]
     assert Client(TOKEN)._core.logger is logging.getLogger("stacksapi")
+
+
+_WARN_ONCE = """
+import logging, sys
+import stacksapi
+if sys.argv[1] == "configured":
+    logging.basicConfig(level=logging.WARNING)
+with stacksapi.Client("bkct_silence123", base_url="http://127.0.0.1:9/v3/") as c:
+    try:
+        c.finish_job("k", "j", detail="x" * 5000, retry=False, timeout=1)
+    except stacksapi.APIConnectionError:
+        pass
+"""
+
+
+@pytest.mark.parametrize("logging_setup", ["none", "configured"])
+def test_silent_unless_the_application_configures_logging(logging_setup: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _WARN_ONCE, logging_setup],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    if logging_setup == "none":
+        assert done.stderr == ""  # no last-resort printing of the crop warning
+    else:
+        assert "cropped" in done.stderr  # the warning exists and reaches configured logging
+        assert "bkct_silence123" not in done.stderr
 
 
 def test_version_is_exported() -> None:
