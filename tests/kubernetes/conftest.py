@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kube_fake import FakeKube
+
+from .kube_fake import FakeKube
 
 
 @pytest.fixture

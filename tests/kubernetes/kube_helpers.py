@@ -19,11 +19,12 @@ from typing import Any
 
 import anyio
 import httpx2
-from kube_fake import FakeKube, Obj, now_iso
 
 from stacksapi import ScheduledJob, Secret
 from stacksapi.kubernetes import KubernetesConfig, KubernetesDispatcher
 from stacksapi.stack import AgentExit, DispatchRequest, Stack, StackConfig, StackEvent, StackExit
+
+from .kube_fake import FakeKube, Obj, now_iso
 
 NS = "ci"
 

@@ -10,11 +10,12 @@ import logging
 from pathlib import Path
 
 import pytest
-from kube_fake import FakeKube
-from kube_helpers import NS, AgentKubelet, RecordingSink, dispatcher, eventually, request
 
 from stacksapi.kubernetes import KubernetesDispatcher, job_name, secret_name
 from stacksapi.stack import DispatchError, StackConfig
+
+from .kube_fake import FakeKube
+from .kube_helpers import NS, AgentKubelet, RecordingSink, dispatcher, eventually, request
 
 pytestmark = pytest.mark.anyio
 

@@ -7,13 +7,14 @@ from typing import Any
 
 import msgspec
 import pytest
-from kube_fake import FakeKube
-from kube_helpers import RecordingSink, dispatcher, request
 from lightkube.resources.core_v1 import Event, Pod
 
 from stacksapi.kubernetes import pod_problem
 from stacksapi.kubernetes._kube import TokenBucket
 from stacksapi.kubernetes._podcheck import describe_events
+
+from .kube_fake import FakeKube
+from .kube_helpers import RecordingSink, dispatcher, request
 
 
 def pod(status: dict[str, Any]) -> Pod:

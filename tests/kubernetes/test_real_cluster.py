@@ -15,10 +15,11 @@ import uuid as uuidlib
 from pathlib import Path
 
 import pytest
-from kube_helpers import RecordingSink, eventually, request
 from lightkube.resources.core_v1 import Secret as KubeSecret
 
 from stacksapi.kubernetes import KubernetesConfig, KubernetesDispatcher, secret_name
+
+from .kube_helpers import RecordingSink, eventually, request
 
 pytestmark = [
     pytest.mark.anyio,

@@ -11,12 +11,13 @@ import json
 from pathlib import Path
 
 import pytest
-from kube_fake import FakeKube
-from kube_helpers import NS, AgentKubelet, Run, dispatcher, eventually, stack_config
 
 from stacksapi import AsyncClient
 from stacksapi.emulator import EmulatorServer
 from stacksapi.kubernetes import job_name, secret_name
+
+from .kube_fake import FakeKube
+from .kube_helpers import NS, AgentKubelet, Run, dispatcher, eventually, stack_config
 
 pytestmark = pytest.mark.anyio
 
