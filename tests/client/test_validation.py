@@ -103,12 +103,22 @@ def test_finish_detail_over_4kb_is_cropped_on_a_character_boundary(
     assert any("cropped" in r.getMessage() for r in caplog.records)
 
 
-def test_notification_detail_over_256_is_cropped(client: Client, server: ScriptedServer) -> None:
+def test_notification_detail_over_256_is_cropped(
+    client: Client, server: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
     server.reply(200, {"errors": []})
-    client.create_stack_notifications("s", [StackNotification("a", "x" * 300)])
-    sent = server.requests[-1].json["notifications"][0]["detail"]
-    assert len(sent) == 256
-    assert sent.endswith("[cropped]")
+    notes = [StackNotification("a", "ok"), StackNotification("b", "ü" * 300)]
+    with caplog.at_level(logging.WARNING, logger="stacksapi"):
+        client.create_stack_notifications("s", notes)
+    sent = [n["detail"] for n in server.requests[-1].json["notifications"]]
+    assert sent[0] == "ok"
+    assert len(sent[1]) == 256
+    assert sent[1].startswith("ü" * 200)
+    assert sent[1].endswith("[cropped]")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "notifications[1].detail" in warnings[0]
+    assert "cropped" in warnings[0]
 
 
 def test_empty_lists_send_nothing(client: Client, server: ScriptedServer) -> None:
