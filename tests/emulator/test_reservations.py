@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx2
 import pytest
 
-from stacksapi.emulator import Emulator, ManualClock, mask_token
+from stacksapi import Client
+from stacksapi.emulator import Emulator, EmulatorServer, ManualClock, mask_token
 
 from ._helpers import QUEUE, STACK, listed_ids
 
@@ -52,6 +53,21 @@ def test_reservation_expires_after_default_900s(
     assert info.state == "scheduled"
     assert info.reservations[-1].end_reason == "expired"
     assert [t.to_state for t in info.transitions] == ["reserved", "scheduled"]
+
+
+def test_default_expiry_is_configurable_within_the_api_limits(clock: ManualClock) -> None:
+    emulator = Emulator(clock=clock, reservation_expiry_seconds=60)
+    (job,) = emulator.create_jobs(1)
+    with EmulatorServer(emulator) as server, Client(server.token, base_url=server.base_url) as c:
+        c.register_stack(STACK, queue_key=QUEUE)
+        assert c.batch_reserve_jobs(STACK, [job]).reserved == (job,)
+        clock.advance(59)
+        assert emulator.job_state(job) == "reserved"
+        clock.advance(1)
+        assert emulator.job_state(job) == "scheduled"
+    for bad in (0, 3601, 1.5, True):
+        with pytest.raises(ValueError, match="reservation_expiry_seconds"):
+            Emulator(reservation_expiry_seconds=bad)  # type: ignore[arg-type]
 
 
 def test_re_reserving_extends(

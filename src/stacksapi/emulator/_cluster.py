@@ -78,6 +78,11 @@ class Cluster:
         self.seed = seed
         self.default_queue = default_queue
         self._initial_queues = (default_queue, *queues)
+        if isinstance(reservation_expiry_seconds, bool) or not (
+            isinstance(reservation_expiry_seconds, int) and 1 <= reservation_expiry_seconds <= 3600
+        ):
+            # The default a reserve without the field gets: it must be a value the API accepts.
+            raise ValueError("reservation_expiry_seconds: must be an int in 1..3600")
         self.reservation_expiry_seconds = reservation_expiry_seconds
         self.organization_slug = organization_slug
         self.organization_uuid = str(uuid.uuid4())
