@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import httpx2
 
 from . import _core
-from ._core import DEFAULT, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, Call, Op, RetryArg, TimeoutTypes
+from ._core import Call, Op
 from ._engine import make_core
 from ._models import (
     Job,
@@ -29,6 +29,15 @@ from ._models import (
 )
 from ._response import Response
 from ._retry import RetryPolicy
+from ._settings import (
+    DEFAULT,
+    DEFAULT_BASE_URL,
+    DEFAULT_TIMEOUT,
+    RetryArg,
+    TimeoutTypes,
+    resolve_retry,
+    resolve_timeout,
+)
 from ._with_response import ClientWithResponse
 
 __all__ = ["Client"]
@@ -62,7 +71,7 @@ class Client:
             raise TypeError(
                 "http_client: must be an httpx2.Client (AsyncClient takes the async one)"
             )
-        self._timeout = _core.resolve_timeout(timeout)
+        self._timeout = resolve_timeout(timeout)
         self._core, headers = make_core(
             token,
             base_url=base_url,
@@ -88,8 +97,8 @@ class Client:
 
     def _run(self, op: Op[T], retry: RetryArg, timeout: Any) -> Response[T]:
         core = self._core
-        policy = core.retry if retry is None else _core.resolve_retry(retry, core.retry)
-        tmo = self._request_timeout if timeout is DEFAULT else _core.resolve_timeout(timeout)
+        policy = core.retry if retry is None else resolve_retry(retry, core.retry)
+        tmo = self._request_timeout if timeout is DEFAULT else resolve_timeout(timeout)
         if op.warnings:
             core.log_warnings(op.warnings)
         if op.merge is None:

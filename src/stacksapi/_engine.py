@@ -18,7 +18,7 @@ from typing import Any
 import httpx2
 import msgspec
 
-from ._core import Call, decode, normalize_base_url
+from ._core import Call, decode
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -30,6 +30,7 @@ from ._errors import (
 from ._redact import Redactor
 from ._response import Response
 from ._retry import RetryPolicy, decide
+from ._settings import normalize_base_url
 from ._version import __version__
 
 __all__ = ["Attempts", "Core", "build_headers", "make_core"]

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from . import _core
-from ._core import DEFAULT, RetryArg, TimeoutTypes
 from ._models import (
     Job,
     JobAcquisitionTokens,
@@ -29,6 +28,7 @@ from ._models import (
     TokenInfo,
 )
 from ._response import Response
+from ._settings import DEFAULT, RetryArg, TimeoutTypes
 
 if TYPE_CHECKING:
     from ._async_client import AsyncClient
