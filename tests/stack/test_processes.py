@@ -119,7 +119,8 @@ def test_restarted_stack_adopts_running_agents_and_never_double_starts(
     stacks_emulator: EmulatorServer, tmp_path: Path
 ) -> None:
     em = stacks_emulator.emulator
-    jobs = em.create_jobs(6, command="sleep 2")
+    release = tmp_path / "release"  # the jobs run until the test says so: no race with startup
+    jobs = em.create_jobs(6, command=f"while [ ! -e {release} ]; do sleep 0.1; done")
     cfg = write_config(
         tmp_path / "r.toml",
         stacks_emulator,
@@ -138,13 +139,16 @@ def test_restarted_stack_adopts_running_agents_and_never_double_starts(
     assert em.list_stacks() == []
     assert running() + len(em.list_jobs(state="finished")) >= 3  # agents outlive the stack
     second = spawn(cfg, stacks_emulator)
+    output = tmp_path / "r.out"
     try:
+        wait(lambda: output.read_text().count("adopted") == 3, [second], limit=30)
+        release.touch()
         wait(lambda: len(em.list_jobs(state="finished")) == 6, [second], limit=30)
     finally:
         assert stop([second]) == [0]
     assert all(accepted_count(stacks_emulator, j) == 1 for j in jobs)
     assert all(em.job(j).finish.exit_status == 0 for j in jobs)  # type: ignore[union-attr]
-    output = (tmp_path / "r.out").read_text()
-    assert "adopted" in output
-    assert stacks_emulator.token not in output
-    assert "bkjat_" not in output
+    text = output.read_text()
+    assert "adopted" in text
+    assert stacks_emulator.token not in text
+    assert "bkjat_" not in text
