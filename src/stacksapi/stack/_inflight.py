@@ -20,7 +20,7 @@ from typing import Any
 from stacksapi._errors import AuthenticationError, RateLimitError, StacksAPIError
 from stacksapi._models import JobState, ScheduledJob
 
-from ._api import LimitedAPI
+from ._api import LimitedAPI, is_permanent
 from ._config import StackConfig
 from ._dispatcher import AgentExit, Dispatcher
 from ._events import EventCallback, EventKind, StackEvent
@@ -206,6 +206,8 @@ class InFlight:
         except StacksAPIError as exc:
             if isinstance(exc, AuthenticationError):
                 raise
+            if not is_permanent(exc):  # a passing failure: finish it when it comes back
+                self._finished.discard(uuid)
             self._log.error("job %s: finish failed: %s", uuid, exc, extra={"job_uuid": uuid})
             return
         self.metrics.inc("jobs_finished_by_stack")
