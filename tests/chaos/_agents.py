@@ -2,10 +2,11 @@
 
 Each agent acquires its job with the job acquisition token, starts it, "runs" for ``run_for``
 seconds while watching for a cancel, and finishes it, like ``buildkite-agent`` but without a
-process, so chaos runs with hundreds of jobs take seconds. Hooks let a test act at a precise point
-of a job's life (just acquired, just started). A cancel from the stack before the acquire stops
-the agent there; after it, the agent finishes the job (as a real agent stopped by a signal does),
-so no job is ever left ``accepted`` by an agent that vanished.
+process, so chaos runs with hundreds of jobs take seconds (``refuse`` lists jobs whose dispatch
+fails with a :class:`~stacksapi.stack.DispatchError`, as a missing image would). Hooks let a test
+act at a precise point of a job's life (just acquired, just started). A cancel from the stack
+before the acquire stops the agent there; after it, the agent finishes the job (as a real agent
+stopped by a signal does), so no job is ever left ``accepted`` by an agent that vanished.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable, Collection
 
 import httpx2
 
-from stacksapi.stack import AgentExit, DispatchRequest, DispatchSink
+from stacksapi.stack import AgentExit, DispatchError, DispatchRequest, DispatchSink
 
 __all__ = ["Hook", "SimAgents"]
 
@@ -35,12 +36,14 @@ class SimAgents:
         endpoint: str,
         *,
         run_for: float = 0.0,
+        refuse: Collection[str] = (),
         before_acquire: Hook | None = None,
         after_acquire: Hook | None = None,
         after_start: Hook | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.run_for = run_for
+        self.refuse = set(refuse)
         self.before_acquire = before_acquire
         self.after_acquire = after_acquire
         self.after_start = after_start
@@ -61,6 +64,8 @@ class SimAgents:
         self.dispatched[uuid] = self.dispatched.get(uuid, 0) + 1
         if uuid in self._tasks:
             self.overlaps.append(uuid)
+        if uuid in self.refuse:
+            raise DispatchError("image 'missing:latest' not found")
         assert request.token is not None
         self._stop[uuid] = asyncio.Event()
         token = request.token.get_secret_value()

@@ -27,6 +27,7 @@ __all__ = [
     "cancel_everywhere",
     "clock_jumps",
     "faults_only",
+    "finish_failures",
     "pause_resume",
     "run_world",
 ]
@@ -74,11 +75,13 @@ class Running:
             await self.client.aclose()
 
 
-async def drain(world: World, jobs: Sequence[str], stacks: Sequence[Running]) -> float:
-    """Stop the faults and wait until every job is terminal; seconds it took."""
+async def drain(
+    world: World, jobs: Sequence[str], stacks: Sequence[Running], limit: float = DRAIN_LIMIT
+) -> float:
+    """Stop the faults and wait (up to ``limit``) until every job is terminal; seconds it took."""
     world.stop_faults()
     began = time.monotonic()
-    with anyio.fail_after(DRAIN_LIMIT):
+    with anyio.move_on_after(limit):  # jobs still not terminal then are counted as lost
         while not world.all_terminal(jobs):
             for run in stacks:
                 if run.task.done():
@@ -95,6 +98,7 @@ async def run_world(
     stacks: int = 1,
     during: Callable[[list[Running]], Awaitable[None]],
     agents: Callable[[], SimAgents] | None = None,
+    drain_limit: float = DRAIN_LIMIT,
     **changes: object,
 ) -> RunReport:
     """Run ``stacks`` stacks, call ``during`` with faults on, drain, stop cleanly, verify."""
@@ -103,7 +107,7 @@ async def run_world(
     exits: list[StackExit] = []
     try:
         await during(runs)
-        seconds = await drain(world, jobs, runs)
+        seconds = await drain(world, jobs, runs, drain_limit)
     finally:
         for run in runs:
             exits.append(await run.stop())
@@ -291,4 +295,40 @@ async def cancel_everywhere(
             expected = "finished" if where == "finished" else "canceled"
             if state != expected:
                 report.problems.append(f"job {uuid} cancelled at {where}: {state}, not {expected}")
+        return report
+
+
+async def finish_failures(seed: int, jobs: int, *, faults: str = DEFAULT_FAULTS) -> RunReport:
+    """Dispatches fail (a missing image) while every finish call fails too (500s).
+
+    Once the faults stop, each such job must still be finished by the stack with the dispatch
+    error as its detail: a finish that failed for a passing reason must be tried again.
+    """
+    failing = "finish_job:500=1,finish_job:503=0,finish_job:429=0,finish_job:drop=0"
+    with World(seed, faults=f"{faults},{failing}") as world:
+        ids = world.emulator.create_jobs(jobs)
+        refused = set(ids[::3])
+        sims: list[SimAgents] = []
+
+        def agents() -> SimAgents:
+            sims.append(SimAgents(world.base_url, run_for=0.02, refuse=refused))
+            return sims[-1]
+
+        async def during(runs: list[Running]) -> None:
+            await until(lambda: all(u in sims[0].dispatched for u in refused))
+            attempts = FAST_RETRY.max_attempts * len(refused)  # every finish gave up
+            await until(lambda: world.faults.counts().get("finish_job", {}).get("500", 0)
+                        >= attempts)  # fmt: skip
+            world.stop_faults()
+            world.jump(11)  # past the reservations the failed finishes left behind
+
+        report = await run_world(
+            world, ids, name=f"finish failures seed={seed}", during=during, agents=agents,
+            drain_limit=20.0,
+        )  # fmt: skip
+        for uuid in refused:
+            info = world.emulator.job(uuid)
+            detail = info.finish.detail if info.finish is not None else None
+            if detail is None or "missing:latest" not in detail:
+                report.problems.append(f"job {uuid}: finished without the dispatch error")
         return report

@@ -59,13 +59,22 @@ kill_grace = 2
 """
         )
 
-    def start(self) -> None:
+    def _registrations(self) -> int:
+        text = self.output.read_text() if self.output.exists() else ""
+        return text.count("stacksapi.stack registered stack")
+
+    def start(self, *, ready: bool = True) -> None:
+        """Start the process; with ``ready``, wait until it has registered (before that its
+        SIGTERM handler is not installed yet, so a SIGTERM would end it like a SIGKILL)."""
+        before = self._registrations()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BUILDKITE", "STACKSAPI"))}
         env["BUILDKITE_CLUSTER_TOKEN"] = self.world.token
         argv = [sys.executable, "-m", "stacksapi.stack", "--config", str(self.config)]
         with self.output.open("ab") as out:
             self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.starts += 1
+        if ready:
+            wait(lambda: self._registrations() > before, [self], 30)
 
     @property
     def alive(self) -> bool:

@@ -61,4 +61,6 @@ def render_table(reports: Sequence[RunReport]) -> list[str]:
     out.append(line(rows[-1]))
     outcome = totals(reports).outcomes
     out.append("outcomes: " + ", ".join(f"{k} {n}" for k, n in sorted(outcome.items())))
+    details = sorted({d for r in reports for d in r.stack_details})
+    out.extend(f"  finished by a stack: {d}" for d in details[:5])
     return out

@@ -156,6 +156,7 @@ class RunReport:
     outcomes: dict[str, int]
     problems: list[str]
     wall_seconds: float = 0.0
+    stack_details: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -219,6 +220,7 @@ def verify(
     problems: list[str] = []
     outcomes: dict[str, int] = {}
     duplicates = lost = 0
+    details: list[str] = []
     for info in infos:
         found = _job_problems(info, now)
         problems.extend(found)
@@ -227,6 +229,8 @@ def verify(
         kind = info.state
         if info.finish is not None and info.finish.by.startswith("stack "):
             kind = "finished by stack"
+            if len(details) < 5:
+                details.append((info.finish.detail or "").splitlines()[0][:160])
         outcomes[kind] = outcomes.get(kind, 0) + 1
     refused = {endpoint: per[429] for endpoint, per in em.counters().items() if per.get(429, 0) > 0}
     if refused:
@@ -245,4 +249,5 @@ def verify(
         drain_seconds=drain_seconds,
         outcomes=outcomes,
         problems=problems,
+        stack_details=details,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from ._inproc import cancel_everywhere, clock_jumps, faults_only, pause_resume
+from ._inproc import cancel_everywhere, clock_jumps, faults_only, finish_failures, pause_resume
 from .conftest import Ledger
 
 pytestmark = pytest.mark.anyio
@@ -41,3 +41,11 @@ async def test_jobs_cancelled_at_every_point_of_their_life(chaos_ledger: Ledger)
     report = chaos_ledger.record(await cancel_everywhere(6))
     assert report.ok, report.explain()
     assert report.outcomes.get("canceled", 0) == 15
+
+
+async def test_failed_dispatches_are_finished_even_when_finish_calls_failed(
+    chaos_ledger: Ledger,
+) -> None:
+    report = chaos_ledger.record(await finish_failures(12, 15))
+    assert report.ok, report.explain()
+    assert report.outcomes.get("finished by stack", 0) == 5
