@@ -47,9 +47,15 @@ class RetryPolicy:
             raise ValueError("RetryPolicy.max_attempts: must be at least 1 (1 means no retry)")
         for name in ("initial_delay", "max_delay", "max_retry_after"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or math.isnan(value) or value < 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or math.isnan(value)
+                or value < 0
+            ):
                 raise ValueError(f"RetryPolicy.{name}: must be a number >= 0 (got {value!r})")
-        if not isinstance(self.jitter, int | float) or not 0 <= self.jitter <= 1:
+        jitter = self.jitter
+        if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
             raise ValueError(f"RetryPolicy.jitter: must be between 0 and 1 (got {self.jitter!r})")
 
     def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:

@@ -30,6 +30,10 @@ def test_policy_is_immutable_keyword_only_and_checked() -> None:
         RetryPolicy(jitter=2)
     with pytest.raises(ValueError, match="initial_delay"):
         RetryPolicy(initial_delay=-1)
+    for name in ("initial_delay", "max_delay", "max_retry_after", "jitter"):
+        for bad in (True, float("nan")):  # a bool is not a number of seconds or a fraction
+            with pytest.raises(ValueError, match=name):
+                RetryPolicy(**{name: bad})  # type: ignore[arg-type]
 
 
 def test_backoff_doubles_caps_and_jitters() -> None:
