@@ -64,6 +64,10 @@ __all__ = [
 STACK_KEY = re.compile(r"[A-Za-z0-9_-]{1,80}")
 STACK_TYPES = ("custom", "kubernetes", "elastic")
 MAX_BATCH = 1000
+MAX_SECONDS = 3600
+"""Longest reservation and token lifetime a request may ask for."""
+TOKEN_LIFETIME_SECONDS = 900
+"""A job acquisition token's lifetime when the request names none."""
 DEFAULT_PAGE = 100
 MAX_DETAIL_BYTES = 4096
 MAX_NOTIFICATION_CHARS = 256
@@ -99,6 +103,13 @@ def _known_job(em: Emulator, job_id: str) -> JobRecord:
 def _range(field: str, value: int, low: int, high: int) -> None:
     if not low <= value <= high:
         raise EmulatorError(422, f"{field}: must be between {low} and {high} (got {value})")
+
+
+def _seconds(field: str, value: int | None, default: int) -> int:
+    """An optional duration in the body: ``default`` when absent, else within 1..3600."""
+    seconds = default if value is None else value
+    _range(field, seconds, 1, MAX_SECONDS)
+    return seconds
 
 
 def _uuids(field: str, values: list[str]) -> list[str]:
@@ -208,10 +219,9 @@ def _listing(job: JobRecord) -> bytes:
 
 def reserve_jobs(em: Emulator, key: str, req: ReserveJobsRequest) -> Reservation:
     uuids = _uuids("job_uuids", req.job_uuids)
-    seconds = req.reservation_expiry_seconds
-    if seconds is None:
-        seconds = em.reservation_expiry_seconds
-    _range("reservation_expiry_seconds", seconds, 1, 3600)
+    seconds = _seconds(
+        "reservation_expiry_seconds", req.reservation_expiry_seconds, em.reservation_expiry_seconds
+    )
     reserved: list[str] = []
     refused: list[str] = []
     with em.lock:
@@ -349,10 +359,9 @@ def _check_note(em: Emulator, job_id: str, detail: str, timestamp: Any, now: flo
 def issue_tokens(em: Emulator, key: str, req: TokensRequest) -> JobAcquisitionTokens:
     """``bkjat_`` tokens for the jobs this stack holds a reservation on; others not issued."""
     uuids = _uuids("job_uuids", req.job_uuids)
-    lifetime = req.token_lifetime_seconds
-    if lifetime is None:
-        lifetime = 900
-    _range("token_lifetime_seconds", lifetime, 1, 3600)
+    lifetime = _seconds(
+        "token_lifetime_seconds", req.token_lifetime_seconds, TOKEN_LIFETIME_SECONDS
+    )
     issued: list[JobAcquisitionToken] = []
     refused: list[str] = []
     with em.lock:
