@@ -221,3 +221,43 @@ def test_rejected_notifications_are_listed_and_exit_1(
     (line,) = result.stderr.strip().splitlines()
     assert "1 of 101 notification(s) were rejected" in line
     assert len(server.emulator.job(job).notifications) == 100
+
+
+@pytest.mark.parametrize(
+    ("config", "token", "said", "expected"),
+    [
+        (
+            f"key = '{STACK}'\nqueue_key = '{QUEUE}'",
+            "bkct_wrong_token_run_0002",
+            "invalid token",
+            "Check the token",
+        ),
+        (
+            f"key = '{STACK}'\nqueue_key = 'no-such-queue'",
+            None,
+            "queue 'no-such-queue' not found",
+            "Check the stack key",
+        ),
+    ],
+    ids=["bad-token", "unknown-queue"],
+)
+def test_run_that_cannot_start_says_why_and_what_to_do(
+    runner: CliRunner,
+    server: EmulatorServer,
+    tmp_path: Any,
+    config: str,
+    token: str | None,
+    said: str,
+    expected: str,
+) -> None:
+    path = tmp_path / "stack.toml"
+    path.write_text(f"[stack]\n{config}\n")
+    result = invoke(runner, server, "run", "--config", str(path), token=token)
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: the stack stopped: cannot register stack")
+    assert said in line
+    assert expected in line
+    (event,) = [out for out in result.stdout.splitlines() if " stopped " in out]
+    assert event.endswith(said)  # the progress line holds the whole reason: never wrapped
+    assert "bkct_wrong" not in result.output

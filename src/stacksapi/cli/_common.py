@@ -48,10 +48,12 @@ __all__ = [
     "api_options",
     "describe_error",
     "env_flag",
+    "error_hint",
     "fail",
     "handle_api_errors",
     "open_client",
     "redact",
+    "require_token",
 ]
 
 EXIT_OK = 0
@@ -64,7 +66,10 @@ DEFAULT_BASE_URL = "https://agent.buildkite.com/v3/"
 
 # Buildkite tokens carry a short prefix: cluster (bkct_), job acquisition (bkjat_), user API
 # (bkua_), agent (bkat_, bkaa_), registration (bkar_), and the emulator's admin token (bkemu_).
-_TOKEN_SHAPE = re.compile(r"\b(bkct|bkjat|bkua|bkat|bkaa|bkar|bkemu)_[A-Za-z0-9_\-]{3,}")
+# Not after a letter or digit ("abkct_x" is no token), but after "_" it is: "\b" missed "x_bkct_...".
+_TOKEN_SHAPE = re.compile(
+    r"(?<![A-Za-z0-9])(bkct|bkjat|bkua|bkat|bkaa|bkar|bkemu)_[A-Za-z0-9_\-]{3,}"
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -173,20 +178,26 @@ def api_options(func: F) -> F:
     return decorated  # type: ignore[no-any-return]
 
 
-@contextmanager
-def open_client(api: ApiOptions) -> Iterator[Client]:
-    """A :class:`~stacksapi.Client` for ``api``; API errors become one line and exit 1."""
-    if not api.token:
+def require_token(token: str | None) -> str:
+    """``token``, or exit 2 with one line saying where a token comes from."""
+    if not token:
         fail(
             f"no token: pass --token or set {TOKEN_ENV} to a cluster token (bkct_…)",
             code=EXIT_USAGE,
         )
+    return token
+
+
+@contextmanager
+def open_client(api: ApiOptions) -> Iterator[Client]:
+    """A :class:`~stacksapi.Client` for ``api``; API errors become one line and exit 1."""
+    token = require_token(api.token)
     from stacksapi import Client, RetryPolicy
     from stacksapi._version import __version__
 
     try:
         client = Client(
-            api.token,
+            token,
             base_url=api.base_url,
             timeout=api.timeout,
             retry=RetryPolicy(max_attempts=api.max_attempts),
@@ -213,17 +224,27 @@ def describe_error(exc: StacksAPIError, *, base_url: str) -> str:
     """One sentence: what the server said and what to do about it."""
     if isinstance(exc, APIStatusError):
         what = f"{exc.status_code} from {exc.method} {_path_of(exc.url, base_url)}: {exc.message}"
-        return f"{what}. {_hint_for_status(exc)}"
+        return f"{what}. {error_hint(exc)}"
     if isinstance(exc, APITimeoutError):
-        return f"timed out talking to {base_url}; raise --timeout or check the server"
+        return f"timed out talking to {base_url}; {error_hint(exc)}"
     if isinstance(exc, APIConnectionError):
-        return (
-            f"could not reach {base_url} ({exc}); check --base-url / {BASE_URL_ENV} "
-            "and that the server is up"
-        )
+        return f"could not reach {base_url} ({exc}); {error_hint(exc)}"
     if isinstance(exc, ResponseValidationError):
-        return f"{exc}; the server may speak a different API version, check --base-url"
+        return f"{exc}; {error_hint(exc)}"
     return str(exc)
+
+
+def error_hint(exc: BaseException) -> str:
+    """What to do about ``exc`` (empty when there is nothing specific to say)."""
+    if isinstance(exc, APIStatusError):
+        return _hint_for_status(exc)
+    if isinstance(exc, APITimeoutError):
+        return "raise --timeout or check the server"
+    if isinstance(exc, APIConnectionError):
+        return f"check --base-url / {BASE_URL_ENV} and that the server is up"
+    if isinstance(exc, ResponseValidationError):
+        return "the server may speak a different API version, check --base-url"
+    return ""
 
 
 def _path_of(url: str, base_url: str) -> str:

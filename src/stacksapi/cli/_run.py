@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from ._common import EXIT_USAGE, TOKEN_ENV, fail, redact
+from ._common import EXIT_USAGE, TOKEN_ENV, error_hint, fail, redact, require_token
 from ._render import console
 
 __all__ = ["run"]
@@ -31,7 +31,8 @@ def _event_printer(verbose: bool) -> Any:
             return
         when = dt.datetime.fromtimestamp(event.time).strftime("%H:%M:%S")
         job = f" job {event.job_uuid}" if event.job_uuid else ""
-        out.print(f"{when} {kind:<17}{job} {redact(event.message)}", highlight=False, markup=False)
+        line = " ".join(redact(event.message).split())  # one line per event, never wrapped
+        out.print(f"{when} {kind:<17}{job} {line}", highlight=False, markup=False, soft_wrap=True)
 
     return on_event
 
@@ -113,11 +114,7 @@ def run(  # noqa: PLR0917 - click passes options by name
     if check:
         _print_config(config)
         return
-    if not token:
-        fail(
-            f"no token: pass --token or set {TOKEN_ENV} to a cluster token (bkct_…)",
-            code=EXIT_USAGE,
-        )
+    token = require_token(token)
     from stacksapi._errors import RequestValidationError
 
     try:
@@ -127,7 +124,10 @@ def run(  # noqa: PLR0917 - click passes options by name
     except RequestValidationError as exc:
         fail(f"bad setting: {exc}", code=EXIT_USAGE, secrets=(token,))
     if not result.ok:
-        fail(f"the stack stopped: {result.reason}", secrets=(token,))
+        hint = error_hint(result.error) if result.error is not None else ""
+        fail(
+            f"the stack stopped: {result.reason}" + (f". {hint}" if hint else ""), secrets=(token,)
+        )
 
 
 def _print_config(config: Any) -> None:
