@@ -66,7 +66,7 @@ DEFAULT_BASE_URL = "https://agent.buildkite.com/v3/"
 
 # Buildkite tokens carry a short prefix: cluster (bkct_), job acquisition (bkjat_), user API
 # (bkua_), agent (bkat_, bkaa_), registration (bkar_), and the emulator's admin token (bkemu_).
-# Not after a letter or digit ("abkct_x" is no token), but after "_" it is: "\b" missed "x_bkct_...".
+# Not after a letter or digit ("abkct_x" is no token); after "_" it is ("x_bkct_..." leaked).
 _TOKEN_SHAPE = re.compile(
     r"(?<![A-Za-z0-9])(bkct|bkjat|bkua|bkat|bkaa|bkar|bkemu)_[A-Za-z0-9_\-]{3,}"
 )
