@@ -35,6 +35,8 @@ async def test_a_duplicate_create_is_already_dispatched_not_an_error(
     with caplog.at_level(logging.INFO, logger="stacksapi.kubernetes"):
         await second.dispatch(request(U1, "bkjat_second"))  # 409 on the Job: adopt it
     assert "already dispatched" in caplog.text
+    assert sink2.notes == [(U1, f"Kubernetes Job ci/{job_name(first.config, U1)} already existed; "
+                                "adopted it")]  # fmt: skip
     assert "bkjat_" not in caplog.text
     assert len(fake_kube.items("jobs")) == 1
     assert fake_kube.count("POST", "jobs") == 2

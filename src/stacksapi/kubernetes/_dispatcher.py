@@ -213,7 +213,8 @@ class KubernetesDispatcher:
         except DispatchError:
             self._tracked.pop(uuid, None)
             raise
-        self._notify(uuid, f"Kubernetes Job {where} created")
+        verb = "created" if existing is None else "already existed; adopted it"
+        self._notify(uuid, f"Kubernetes Job {where} {verb}")
         if existing is not None and _finished(existing) is not None:
             asyncio.get_running_loop().call_soon(self._ended, uuid, existing)
 
