@@ -35,8 +35,6 @@ from ._settings import (
     DEFAULT_TIMEOUT,
     RetryArg,
     TimeoutTypes,
-    resolve_retry,
-    resolve_timeout,
 )
 from ._with_response import ClientWithResponse
 
@@ -71,10 +69,10 @@ class Client:
             raise TypeError(
                 "http_client: must be an httpx2.Client (AsyncClient takes the async one)"
             )
-        self._timeout = resolve_timeout(timeout)
         self._core, headers = make_core(
             token,
             base_url=base_url,
+            timeout=timeout,
             retry=retry,
             logger=logger,
             log_http_payloads=log_http_payloads,
@@ -83,12 +81,8 @@ class Client:
             send_headers=http_client is not None,
         )
         self._owns_http = http_client is None
-        # Our own HTTP client already holds the timeout; a caller's gets ours on every request.
-        self._request_timeout: Any = (
-            httpx2.USE_CLIENT_DEFAULT if http_client is None else self._timeout
-        )
         self._http = http_client or httpx2.Client(
-            headers=headers, timeout=self._timeout, follow_redirects=False
+            headers=headers, timeout=self._core.timeout, follow_redirects=False
         )
         self._sleep: Callable[[float], None] = time.sleep  # tests inject a recorder here
         self.with_response = ClientWithResponse(self)
@@ -96,11 +90,7 @@ class Client:
     # --- plumbing ----------------------------------------------------------------------------
 
     def _run(self, op: Op[T], retry: RetryArg, timeout: Any) -> Response[T]:
-        core = self._core
-        policy = core.retry if retry is None else resolve_retry(retry, core.retry)
-        tmo = self._request_timeout if timeout is DEFAULT else resolve_timeout(timeout)
-        if op.warnings:
-            core.log_warnings(op.warnings)
+        policy, tmo = self._core.call_settings(op.warnings, retry, timeout)
         if op.merge is None:
             return self._send(op.calls[0], policy, tmo)
         return _core.merge_responses(op, [self._send(c, policy, tmo) for c in op.calls])

@@ -30,7 +30,7 @@ from ._errors import (
 from ._redact import Redactor
 from ._response import Response
 from ._retry import RetryPolicy, decide
-from ._settings import normalize_base_url
+from ._settings import DEFAULT, normalize_base_url, resolve_retry, resolve_timeout
 from ._version import __version__
 
 __all__ = ["Attempts", "Core", "build_headers", "make_core"]
@@ -55,7 +55,7 @@ def build_headers(token: str, user_agent_prefix: str | None, version: str) -> di
 
 
 class Core:
-    """One client's settings: base URL, headers, logger, redaction, default retry policy."""
+    """One client's settings: base URL, headers, timeout, logger, redaction, retry policy."""
 
     def __init__(
         self,
@@ -65,10 +65,14 @@ class Core:
         logger: logging.Logger,
         log_http_payloads: bool,
         retry: RetryPolicy,
+        timeout: httpx2.Timeout,
         headers: dict[str, str],
         send_headers: bool,
     ) -> None:
         self.base_url = base_url
+        self.timeout = timeout
+        # Our own HTTP client already holds the timeout; a caller's gets ours on every request.
+        self.request_timeout: Any = timeout if send_headers else httpx2.USE_CLIENT_DEFAULT
         self.logger = logger
         self.log_http_payloads = log_http_payloads
         self.retry = retry
@@ -86,9 +90,16 @@ class Core:
         """Start following one call through its attempts."""
         return Attempts(self, call, policy)
 
-    def log_warnings(self, warnings: Sequence[str]) -> None:
+    def call_settings(
+        self, warnings: Sequence[str], retry: object, timeout: object
+    ) -> tuple[RetryPolicy, Any]:
+        """One call's retry policy and timeout (its own ``retry=``/``timeout=`` over the
+        client's); logs the warnings its arguments raised (a cropped ``detail``)."""
+        policy = self.retry if retry is None else resolve_retry(retry, self.retry)
+        tmo = self.request_timeout if timeout is DEFAULT else resolve_timeout(timeout)
         for w in warnings:
             self.logger.warning("%s", self.redactor.text(w))
+        return policy, tmo
 
     def next_request_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"
@@ -98,6 +109,7 @@ def make_core(
     token: str | None,
     *,
     base_url: object,
+    timeout: object,
     retry: RetryPolicy | None,
     logger: logging.Logger | None,
     log_http_payloads: bool,
@@ -105,7 +117,12 @@ def make_core(
     allow_insecure_http: bool,
     send_headers: bool,
 ) -> tuple[Core, dict[str, str]]:
-    """Check a client's constructor arguments; its Core and the headers of every request."""
+    """Check a client's constructor arguments; its Core and the headers of every request.
+
+    ``send_headers``: the caller gave their own HTTP client, so headers and timeout go with
+    every request instead of being set on a client of ours.
+    """
+    resolved_timeout = resolve_timeout(timeout)
     if token is None:
         token = os.environ.get("BUILDKITE_CLUSTER_TOKEN") or None
         if token is None:
@@ -132,6 +149,7 @@ def make_core(
         logger=logger if logger is not None else logging.getLogger("stacksapi"),
         log_http_payloads=bool(log_http_payloads),
         retry=retry,
+        timeout=resolved_timeout,
         headers=headers,
         send_headers=send_headers,
     )

@@ -64,11 +64,11 @@ def test_timeout_none_is_refused_and_inf_means_forever() -> None:
     with pytest.raises(ValueError, match="timeout"):
         Client(TOKEN, timeout=0)
     c = Client(TOKEN, timeout=math.inf)
-    assert c._timeout == httpx2.Timeout(None)
+    assert c._core.timeout == httpx2.Timeout(None)
     c.close()
     d = Client(TOKEN)
-    assert d._timeout.connect == 10.0
-    assert d._timeout.read == 30.0
+    assert d._core.timeout.connect == 10.0
+    assert d._core.timeout.read == 30.0
     d.close()
 
 
