@@ -11,7 +11,7 @@ import anyio
 import pytest
 from stack_helpers import accepted_count, config, no_429, sim, start, state
 
-from stacksapi import AsyncClient, JobAcquisitionTokens
+from stacksapi import APIConnectionError, AsyncClient, JobAcquisitionTokens
 from stacksapi.emulator import EmulatorServer
 from stacksapi.stack import EventKind, Stack
 
@@ -358,3 +358,36 @@ async def test_stop_does_not_wait_the_grace_for_jobs_never_dispatched(
     assert dispatcher.dispatched == []
     assert run.stack.in_flight == {}
     assert stacks_emulator.emulator.list_stacks() == []
+
+
+class FlakyTokensClient:
+    """The real client, except that the first call to issue tokens fails (the network dropped)."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def issue_job_acquisition_tokens(self, *args: Any, **kwargs: Any) -> JobAcquisitionTokens:
+        self.calls += 1
+        if self.calls == 1:
+            raise APIConnectionError("connection reset", method="POST", url="http://x/tokens")
+        return await self._client.issue_job_acquisition_tokens(*args, **kwargs)
+
+
+async def test_tokens_failing_once_are_asked_again_for_the_jobs_still_held(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    jobs = em.create_jobs(3)
+    dispatcher = sim(stacks_emulator)
+    client = FlakyTokensClient(async_stacks_client)
+    run = start(client, config(), dispatcher)  # type: ignore[arg-type]
+    # The reservations last 300 s: the jobs finish only if the stack asks again for them.
+    await run.until(lambda: all(state(stacks_emulator, j) == "finished" for j in jobs))
+    await run.stop()
+    assert client.calls >= 2
+    assert sorted(dispatcher.dispatched) == sorted(jobs)
+    assert all(len(em.job(j).reservations) == 1 for j in jobs)  # held throughout, never lost

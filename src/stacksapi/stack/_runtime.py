@@ -74,6 +74,7 @@ class Stack(InFlight):
         )  # fmt: skip
         self._flights: dict[str, Flight] = {}
         self._verify: set[str] = set()
+        self._awaiting_token: set[str] = set()  # held; token request failed on a transient error
         self._notes = NotificationBatcher()
         self._filtered_seen: set[str] = set()
         self._finished: set[str] = set()
@@ -327,6 +328,7 @@ class Stack(InFlight):
         # Resume from the cursor next time only when the pages read held nothing to do, so jobs
         # behind a wall of unservable ones are reached; otherwise start from the top again.
         self._cursor = cursor if more and not eligible else None
+        await self._retry_tokens()
         if free <= 0:
             return False, None
         chosen = sorted(eligible.values(), key=start_order)[:free]
@@ -370,13 +372,26 @@ class Stack(InFlight):
                 self._emit(EventKind.RESERVED, uuid, "reserved")
                 self._note(uuid, f"Reserved by stack {cfg.key}")
             self.metrics.set_in_flight(len(self._flights))
-            tokens: dict[str, Secret | None] = dict.fromkeys(reserved)
-            if cfg.issue_tokens and reserved:
-                tokens = await self._issue_tokens(reserved)
-            for uuid, token in tokens.items():
-                task = asyncio.create_task(self._dispatch(self._flights[uuid].job, token))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            await self._dispatch_held(reserved)
+
+    async def _dispatch_held(self, uuids: list[str]) -> None:
+        """Issue tokens for jobs this stack holds and hand them to the dispatcher."""
+        tokens: dict[str, Secret | None] = dict.fromkeys(uuids)
+        if self.config.issue_tokens and uuids:
+            tokens = await self._issue_tokens(uuids)
+        for uuid, token in tokens.items():
+            task = asyncio.create_task(self._dispatch(self._flights[uuid].job, token))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _retry_tokens(self) -> None:
+        """Ask again for held jobs whose token request failed on a transient error."""
+        retry = sorted(
+            u for u in self._awaiting_token if u in self._flights and not self._flights[u].cancelled
+        )
+        self._awaiting_token.clear()
+        if retry:
+            await self._dispatch_held(retry)
 
     async def _issue_tokens(self, uuids: list[str]) -> dict[str, Secret | None]:
         try:
@@ -384,6 +399,10 @@ class Stack(InFlight):
         except StacksAPIError as exc:
             if isinstance(exc, AuthenticationError):
                 raise
+            if not is_permanent(exc):  # still held (and renewed): ask again at the next poll
+                self._awaiting_token.update(uuids)
+                self._emit(EventKind.API_ERROR, message=f"tokens failed (will retry): {exc}")
+                return {}
             self._log.error("job acquisition tokens failed for %d jobs: %s", len(uuids), exc)
             for uuid in uuids:  # their reservations lapse and they return to the queue
                 self._emit(EventKind.TOKEN_NOT_ISSUED, uuid, f"no acquisition token: {exc}")
