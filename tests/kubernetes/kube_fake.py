@@ -128,6 +128,7 @@ class FakeKube:
     def start(self) -> FakeKube:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms delayed-ACK stalls
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
