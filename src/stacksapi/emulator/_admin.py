@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -70,6 +70,8 @@ def _wrap(em: Emulator, op: Op) -> Callable[[Request], Awaitable[Response]]:
             status, payload = await op(em, request)
         except EmulatorError as exc:
             return Response(exc.body(), status_code=exc.status, media_type="application/json")
+        except ClientDisconnect:  # the client went away mid-body: not an emulator error
+            return Response(status_code=499)
         except Exception:
             log.exception("emulator admin error")
             body = encode({"message": "internal emulator error"})

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
@@ -45,6 +45,8 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 _AGENT_ROUTE = re.compile(r"^jobs/(?P<uuid>[^/]+)/(?P<action>acquire|start|log|state|finish)$")
 _AGENT_METHODS = {"acquire": "POST", "start": "PUT", "log": "POST", "state": "GET", "finish": "PUT"}
 JSON = "application/json"
+CLIENT_CLOSED = 499
+"""Counted (never sent) when a client disconnects before its request body arrived."""
 
 
 def _json(status: int, content: bytes, headers: dict[str, str] | None = None) -> Response:
@@ -81,6 +83,8 @@ class _Api:
             status, content, headers = await work
         except EmulatorError as exc:
             status, content, headers = exc.status, exc.body(), exc.headers
+        except ClientDisconnect:  # the client went away mid-body: not our error, nobody to answer
+            status, content, headers = CLIENT_CLOSED, b"", {}
         except Exception:
             log.exception("emulator error in %s", name)
             status, content, headers = 500, encode({"message": "internal emulator error"}), {}
