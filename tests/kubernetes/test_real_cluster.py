@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from lightkube.resources.core_v1 import Secret as KubeSecret
 
-from stacksapi.kubernetes import KubernetesConfig, KubernetesDispatcher, secret_name
+from stacksapi.kubernetes import KubernetesConfig, KubernetesDispatcher, job_name, secret_name
 
 from .kube_helpers import RecordingSink, eventually, request
 
@@ -80,6 +80,5 @@ async def test_a_job_runs_on_the_cluster_and_a_bad_image_is_torn_down(tmp_path: 
         finally:
             await broken.shutdown(0)
     finally:
-        for job in (good,):
-            await d.cancel(job, "test cleanup")
+        await d.api.delete_job(job_name(d.config, good))  # do not wait for the TTL
         await d.shutdown(0)
