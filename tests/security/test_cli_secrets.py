@@ -117,7 +117,7 @@ def _environments(draw: st.DrawFn) -> tuple[dict[str, str], list[str]]:
 
 
 @settings(
-    max_examples=40,
+    max_examples=25,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
@@ -128,7 +128,8 @@ def test_jobs_get_masks_secret_env_values(
 ) -> None:
     env, secrets = case
     job = server.emulator.create_job(env=env)
-    assert invoke(server, "register", STACK).exit_code == 0
+    if STACK not in {s.key for s in server.emulator.list_stacks()}:
+        assert invoke(server, "register", STACK).exit_code == 0
     result = invoke(server, "jobs", "get", "--stack", STACK, job, "-o", output)
     assert result.exit_code == 0, result.output
     assert not leaks(result.output, server.token, *secrets)

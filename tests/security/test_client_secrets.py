@@ -36,7 +36,7 @@ JOB_TOKENS = st.lists(
     unique=True,
 )
 PROPERTY = settings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
@@ -125,7 +125,7 @@ def test_no_token_in_logs_errors_or_reprs(
     assert not leaks("\n".join(seen), *secrets)
 
 
-@settings(PROPERTY, max_examples=20)
+@settings(PROPERTY, max_examples=15)
 @given(cluster=CLUSTER_TOKENS, job_tokens=JOB_TOKENS)
 def test_the_async_client_keeps_them_out_too(
     scripted: ScriptedServer, cluster: str, job_tokens: list[str]
