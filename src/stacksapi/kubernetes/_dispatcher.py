@@ -290,6 +290,10 @@ class KubernetesDispatcher:
         self._check(tracked)
 
     def pods_listed(self, pods: list[Pod]) -> None:
+        present = {_uuid_of(p) for p in pods}
+        for uuid, tracked in self._tracked.items():
+            if uuid not in present:
+                tracked.pod = None  # deleted while the watch was down
         for pod in pods:
             self.on_pod("ADDED", pod)
 
