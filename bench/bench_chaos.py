@@ -2,8 +2,8 @@
 
 Scenarios (see ``tests/chaos/_inproc.py`` and ``_procs.py``): seeded faults with one and three
 stacks, clock jumps past every reservation and token, the queue paused and resumed, jobs
-cancelled at every point of their life, and (unless ``--no-processes``) real stack processes
-SIGKILLed and restarted, alone and sharing a queue. Each run's invariants are checked from the
+cancelled at every point of their life, failed dispatches while finish calls fail, and (unless
+``--no-processes``) real stack processes SIGKILLed and restarted, alone and sharing a queue. Each run's invariants are checked from the
 emulator's job histories; the table shows runs, jobs, faults by kind, restarts, duplicates, lost
 jobs and time to drain. The baseline, measured in the same run, is the fault-free throughput of
 the same stacks: the ratio says what the faults cost.
@@ -24,7 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from chaos._inproc import cancel_everywhere, clock_jumps, faults_only, pause_resume
+from chaos._inproc import (
+    cancel_everywhere,
+    clock_jumps,
+    faults_only,
+    finish_failures,
+    pause_resume,
+)
 from chaos._procs import kill_and_restart, shared_queue
 from chaos._table import render_table, totals
 from chaos._world import DEFAULT_FAULTS, RunReport
@@ -66,6 +72,7 @@ def main() -> int:
         keep(asyncio.run(clock_jumps(seed, args.jobs // 2, faults=spec)))
         keep(asyncio.run(pause_resume(seed, args.jobs, faults=spec)))
         keep(asyncio.run(cancel_everywhere(seed, max(2, args.jobs // 40), faults=spec)))
+        keep(asyncio.run(finish_failures(seed, max(6, args.jobs // 10), faults=spec)))
         if not args.no_processes:
             with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
                 root = Path(tmp)
