@@ -3,10 +3,10 @@
 Scenarios (see ``tests/chaos/_inproc.py`` and ``_procs.py``): seeded faults with one and three
 stacks, clock jumps past every reservation and token, the queue paused and resumed, jobs
 cancelled at every point of their life, failed dispatches while finish calls fail, and (unless
-``--no-processes``) real stack processes SIGKILLed and restarted, alone and sharing a queue. Each run's invariants are checked from the
-emulator's job histories; the table shows runs, jobs, faults by kind, restarts, duplicates, lost
-jobs and time to drain. The baseline, measured in the same run, is the fault-free throughput of
-the same stacks: the ratio says what the faults cost.
+``--no-processes``) real stack processes SIGKILLed and restarted, alone and sharing a queue.
+Each run's invariants are checked from the emulator's job histories; the table shows runs, jobs,
+faults by kind, restarts, duplicates, lost jobs and time to drain. The baseline, measured in the
+same run, is the fault-free throughput of the same stacks: the ratio says what the faults cost.
 
 Run: ``.venv/bin/python bench/bench_chaos.py --runs 5 --jobs 200``. Exit status 1 when any
 invariant broke (the problems are listed).
