@@ -139,8 +139,9 @@ def test_run_serves_jobs_and_deregisters_on_sigterm(tmp_path: Path) -> None:
             f'env = {{ BUILDKITE_AGENT_ENDPOINT = "{server.base_url}" }}\n'
             f'work_dir = "{tmp_path / "work"}"\n'
         )
+        argv = [*CLI, "run", "--config", str(config), "--base-url", server.base_url]
         proc = subprocess.Popen(
-            [*CLI, "run", "--config", str(config), "--base-url", server.base_url],
+            [*argv, "--log-format", "json"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -165,6 +166,10 @@ def test_run_serves_jobs_and_deregisters_on_sigterm(tmp_path: Path) -> None:
         assert "dispatched" in out
         assert "deregistered" in out
         assert server.token not in out + err
+        logged = [json.loads(line) for line in err.splitlines()]  # every stderr line is JSON
+        for job in ids:
+            events = {r.get("event") for r in logged if r.get("job_uuid") == job}
+            assert {"dispatched", "agent_ended"} <= events
 
 
 def test_emulator_serve_on_a_busy_port_is_one_line_exit_1() -> None:

@@ -60,6 +60,10 @@ def _event_printer(verbose: bool) -> Any:
 )  # fmt: skip
 @click.option("--check", is_flag=True, help="Validate the configuration, print it, and exit.")
 @click.option("--all-events", is_flag=True, help="Also print polls and renewals.")
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default=None,
+    help="Also log each step to stderr (INFO); json: one object a line with job_uuid and event.",
+)  # fmt: skip
 def run(  # noqa: PLR0917 - click passes options by name
     config_path: str,
     token: str | None,
@@ -71,6 +75,7 @@ def run(  # noqa: PLR0917 - click passes options by name
     agent_command: str | None,
     check: bool,
     all_events: bool,
+    log_format: str | None,
 ) -> None:
     """Run a stack: poll, reserve, dispatch agents, until Ctrl-C or SIGTERM.
 
@@ -93,6 +98,7 @@ def run(  # noqa: PLR0917 - click passes options by name
       stacksapi run --config stack.toml
       stacksapi run --config stack.toml --check
       stacksapi run --config stack.toml --max-in-flight 8 --metrics-port 9090
+      stacksapi run --config stack.toml --log-format json 2> stack.log.jsonl
     """
     from stacksapi.stack import ConfigError, StackConfig
     from stacksapi.stack import run_stack as run_stack_async
@@ -116,6 +122,10 @@ def run(  # noqa: PLR0917 - click passes options by name
         return
     token = require_token(token)
     from stacksapi._errors import RequestValidationError
+    from stacksapi.stack._logging import configure_logging
+
+    if log_format is not None:
+        configure_logging("INFO", fmt=log_format)
 
     try:
         result = asyncio.run(

@@ -17,6 +17,7 @@ from ._dispatcher import (
 )
 from ._entry import run_stack
 from ._events import EventCallback, EventKind, StackEvent
+from ._logging import JsonLogFormatter
 from ._metrics import StackMetrics
 from ._rules import rule_matches, serves_job
 from ._runtime import Stack, StackExit
@@ -33,6 +34,7 @@ __all__ = [
     "Dispatcher",
     "EventCallback",
     "EventKind",
+    "JsonLogFormatter",
     "ProvisioningSink",
     "Stack",
     "StackConfig",

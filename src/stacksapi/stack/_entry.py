@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ from stacksapi._errors import StacksAPIError
 from ._config import ConfigError, StackConfig
 from ._dispatcher import Dispatcher
 from ._events import EventCallback
+from ._logging import configure_logging
 from ._runtime import Stack, StackExit
 from ._subprocess import SubprocessDispatcher
 
@@ -80,7 +80,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m stacksapi.stack --config FILE``: run until SIGINT/SIGTERM; the exit code."""
     parser = argparse.ArgumentParser(prog="python -m stacksapi.stack", description=main.__doc__)
     parser.add_argument("--config", required=True, help="TOML file with [stack] and [subprocess]")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="default INFO: one line per job milestone",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="json: one object a line, with job_uuid and event as fields (default text)",
+    )
     parser.add_argument(
         "--dispatcher",
         metavar="MODULE:NAME",
@@ -88,11 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(default: stack.dispatcher, else SubprocessDispatcher)",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    if args.log_level.upper() != "DEBUG":  # one line per HTTP request is noise, and slow
-        logging.getLogger("httpx2").setLevel(logging.WARNING)
+    configure_logging(args.log_level, fmt=args.log_format)
     try:
         config = StackConfig.from_toml(args.config).with_env(os.environ)
         dispatcher = load_dispatcher(args.dispatcher, config) if args.dispatcher else None
