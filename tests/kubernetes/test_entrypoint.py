@@ -66,3 +66,17 @@ def test_python_m_stacksapi_stack_runs_jobs_on_kubernetes_from_its_config_file(
     assert stacks_emulator.token not in output
     assert [s.key for s in em.list_stacks()] == []  # deregistered on SIGTERM
     assert len(fake_kube.items("jobs")) == 1
+
+
+def test_the_client_library_is_imported_only_by_the_kubernetes_package() -> None:
+    code = (
+        "import sys, stacksapi, stacksapi.stack, stacksapi.stack._entry, stacksapi.cli\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in {'lightkube', 'yaml'}"
+        " or m.startswith('stacksapi.kubernetes'))\n"
+        "assert not loaded, loaded\n"
+        "import stacksapi.kubernetes\n"
+        "assert 'lightkube' in sys.modules\n"
+    )
+    argv = [sys.executable, "-c", code]
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
