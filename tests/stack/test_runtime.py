@@ -108,6 +108,35 @@ async def test_filters_jobs_the_stack_cannot_serve(
     assert run.stack.metrics.counts["jobs_filtered"] == 1
 
 
+async def test_reaches_jobs_behind_pages_of_jobs_it_cannot_serve(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    wall = em.create_jobs(15, agent_query_rules=("os=windows",))  # three pages of 5
+    behind = em.create_jobs(2, agent_query_rules=("os=linux",))
+    dispatcher = sim(stacks_emulator)
+    run = start(async_stacks_client, config(page_size=5, max_pages=2), dispatcher)
+    await run.until(lambda: all(state(stacks_emulator, j) == "finished" for j in behind))
+    await run.stop()
+    assert sorted(dispatcher.dispatched) == sorted(behind)
+    assert all(state(stacks_emulator, j) == "scheduled" for j in wall)
+    assert all(em.job(j).reservations == () for j in wall)
+    assert run.stack.metrics.counts["jobs_filtered"] == 15
+
+
+async def test_register_is_idempotent_for_a_key_left_registered(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    await async_stacks_client.register_stack("test-stack", queue_key="__default__")  # a crash
+    job = em.create_job()
+    run = start(async_stacks_client, config(), sim(stacks_emulator))
+    await run.until(lambda: state(stacks_emulator, job) == "finished")
+    assert [s.key for s in em.list_stacks()] == ["test-stack"]
+    assert (await run.stop()).ok
+    assert em.list_stacks() == []
+
+
 async def test_waits_for_runnable_at(
     stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
 ) -> None:
