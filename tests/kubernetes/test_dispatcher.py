@@ -115,17 +115,19 @@ async def test_a_stuck_pod_after_the_agent_took_the_job_only_notifies(
 
 
 @pytest.mark.parametrize(
-    ("kubelet", "template", "words"),
+    ("kubelet", "template", "pending", "words"),
     [
         (
             AgentKubelet(init_fails=True),
             "initContainers:\n- name: clone\n  image: git\ncontainers: []\n",
+            30.0,  # reported at once, long before any timeout
             ["init container clone failed (exit 1, Error): clone failed",
              "Warning BackOff: init container clone failed"],
         ),
         (
             AgentKubelet(unschedulable=True),
             None,
+            1.0,  # the fake kubelet (a thread) reports well within it
             ["pending for", "(Unschedulable: 0/3 nodes are available: 3 Insufficient cpu.)",
              "Warning FailedScheduling: 0/3 nodes are available"],
         ),
@@ -137,10 +139,11 @@ async def test_a_stuck_pod_before_the_agent_took_the_job_ends_the_work_with_even
     tmp_path: Path,
     kubelet: AgentKubelet,
     template: str | None,
+    pending: float,
     words: list[str],
 ) -> None:
     fake_kube.kubelet = kubelet
-    d = dispatcher(fake_kube, tmp_path, pod_template=template, pending_timeout=0.3)
+    d = dispatcher(fake_kube, tmp_path, pod_template=template, pending_timeout=pending)
     sink = RecordingSink()
     await d.start(sink)
     await d.dispatch(request(U1))
