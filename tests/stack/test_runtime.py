@@ -322,15 +322,22 @@ async def test_prometheus_metrics_are_served(
     assert 'stacksapi_jobs_in_flight{stack="test-stack"}' in text
 
 
-class WithholdingClient:
-    """The real client, except that the server "does not issue" a token for one job."""
+class ClientProxy:
+    """The real client; subclasses replace one method to play a server that misbehaves."""
 
-    def __init__(self, client: AsyncClient, withhold: str) -> None:
+    def __init__(self, client: AsyncClient) -> None:
         self._client = client
-        self._withhold = withhold
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
+
+
+class WithholdingClient(ClientProxy):
+    """The real client, except that the server "does not issue" a token for one job."""
+
+    def __init__(self, client: AsyncClient, withhold: str) -> None:
+        super().__init__(client)
+        self._withhold = withhold
 
     async def issue_job_acquisition_tokens(
         self, stack_key: str, job_uuids: Any, **kwargs: Any
@@ -357,15 +364,12 @@ async def test_job_without_a_token_is_not_started(
     assert accepted_count(stacks_emulator, withheld) == 0
 
 
-class StuckTokensClient:
+class StuckTokensClient(ClientProxy):
     """The real client, except that issuing acquisition tokens never answers."""
 
     def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+        super().__init__(client)
         self.asked = asyncio.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
     async def issue_job_acquisition_tokens(self, *args: Any, **kwargs: Any) -> JobAcquisitionTokens:
         self.asked.set()
@@ -389,15 +393,12 @@ async def test_stop_does_not_wait_the_grace_for_jobs_never_dispatched(
     assert stacks_emulator.emulator.list_stacks() == []
 
 
-class FlakyTokensClient:
+class FlakyTokensClient(ClientProxy):
     """The real client, except that the first call to issue tokens fails (the network dropped)."""
 
     def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+        super().__init__(client)
         self.calls = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
     async def issue_job_acquisition_tokens(self, *args: Any, **kwargs: Any) -> JobAcquisitionTokens:
         self.calls += 1
