@@ -16,7 +16,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_one_stack_survives_seeded_faults(chaos_ledger: Ledger) -> None:
-    report = chaos_ledger.record(await faults_only(2, 40))
+    report = chaos_ledger.record(await faults_only(2, 30))
     assert report.ok, report.explain()
     assert sum(report.faults.values()) > 0  # the run was really disturbed
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_stack_sigkilled_twice_and_restarted(tmp_path: Path, chaos_ledger: Ledger) -> None:
-    report = chaos_ledger.record(kill_and_restart(7, 16, tmp_path, kills=2))
+    report = chaos_ledger.record(kill_and_restart(7, 12, tmp_path, kills=2))
     assert report.ok, report.explain()
     assert report.restarts == 2
 
@@ -27,6 +27,6 @@ def test_stack_sigkilled_twice_and_restarted(tmp_path: Path, chaos_ledger: Ledge
 def test_shared_queue_one_stack_killed_and_restarted(
     stacks: int, tmp_path: Path, chaos_ledger: Ledger
 ) -> None:
-    report = chaos_ledger.record(shared_queue(8 + stacks, 16, tmp_path, stacks=stacks))
+    report = chaos_ledger.record(shared_queue(8 + stacks, 12, tmp_path, stacks=stacks))
     assert report.ok, report.explain()
     assert report.restarts == 1
