@@ -245,8 +245,8 @@ class InFlight:
                 continue
             for err in result.errors:
                 self._log.debug("notifications %s rejected: %s", list(err.indexes), err.error)
-            if not final:
-                return
+            # Go on while some are queued (the limiter paces the requests): one batch a tick
+            # fell behind a busy stack, and late notifications are refused after 300 s.
 
     def _rate_limited(self, endpoint: str, exc: RateLimitError) -> None:
         self._emit(EventKind.RATE_LIMITED, message=f"{endpoint}: 429, waiting {exc.retry_after}s")
