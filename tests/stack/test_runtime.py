@@ -92,6 +92,28 @@ async def test_pause_is_honoured(
     assert EventKind.RESUMED in run.kinds()
 
 
+async def test_work_in_flight_is_still_watched_while_paused(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    held = em.create_job()
+    dispatcher = sim(stacks_emulator, hold={held})
+    run = start(async_stacks_client, config(), dispatcher)
+    await run.until(lambda: held in dispatcher.dispatched)
+    em.pause_queue(em.default_queue)
+    await run.until(lambda: EventKind.PAUSED in run.kinds())
+    waiting = em.create_job()
+    em.cancel_job(held)
+    await run.until(lambda: held in dispatcher.cancelled)  # torn down while paused
+    await run.until(lambda: held not in run.stack.in_flight)  # and its capacity freed
+    assert run.stack.paused
+    assert dispatcher.dispatched == [held]  # the freed capacity started nothing new
+    assert state(stacks_emulator, waiting) == "scheduled"
+    em.resume_queue(em.default_queue)
+    await run.until(lambda: state(stacks_emulator, waiting) == "finished")
+    await run.stop()
+
+
 async def test_filters_jobs_the_stack_cannot_serve(
     stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
 ) -> None:
