@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterable
 from types import TracebackType
 
+import httpx2
+
 from stacksapi.emulator import (
     Emulator,
     EmulatorServer,
@@ -120,8 +122,16 @@ class World:
         self.faults_stopped_at = time.monotonic()
 
     def jump(self, seconds: float) -> None:
-        """Move the emulator's clock ahead: reservations and tokens may expire under a stack."""
-        self.clock.advance(seconds)
+        """Move the emulator's clock ahead through the admin API (``POST clock/advance``), as an
+        operator would: reservations and tokens may expire under a stack."""
+        reply = httpx2.post(
+            f"{self.server.admin_url}clock/advance",
+            json={"seconds": seconds},
+            headers={"Authorization": f"Token {self.server.admin_token}"},
+            timeout=10,
+        )
+        if reply.status_code != 200:
+            raise AssertionError(f"clock/advance answered {reply.status_code}: {reply.text}")
 
     def states(self, jobs: Iterable[str]) -> dict[str, str]:
         """Current state of each job (cheap: no history is copied)."""
