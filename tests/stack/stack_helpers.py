@@ -55,6 +55,7 @@ class SimDispatcher:
         self.dispatch_log = dispatch_log
         self.finish = finish
         self.dispatched: list[str] = []
+        self.peak = 0  # most agents alive at once
         self.cancelled: dict[str, str] = {}
         self.adopt: list[str] = []
         self.released: dict[str, asyncio.Event] = {}
@@ -78,6 +79,7 @@ class SimDispatcher:
         assert request.token is not None
         token = request.token.get_secret_value()
         self._tasks[uuid] = asyncio.create_task(self._agent(uuid, token))
+        self.peak = max(self.peak, len(self._tasks))
 
     def release(self, uuid: str) -> None:
         """Let a held job's agent go on."""

@@ -38,6 +38,7 @@ async def test_runs_every_job_once_and_deregisters(
     notes = em.job(jobs[0]).notifications
     assert any("Reserved by stack test-stack" in n.detail for n in notes)
     assert run.stack.metrics.counts["jobs_dispatched"] == 25
+    assert 1 <= dispatcher.peak <= 5  # never more agents than max_in_flight
 
 
 async def test_job_milestones_are_logged_at_info_with_the_job_uuid(
