@@ -220,3 +220,26 @@ async def test_cancel_while_the_process_is_being_launched_kills_it(tmp_path: Pat
     assert sink.ended[0].error is not None
     assert "the job was canceled" in sink.ended[0].error
     await d.shutdown(0)
+
+
+async def test_explicit_agent_token_serves_only_jobs_without_an_acquisition_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MY_AGENT_TOKEN", "bkat_explicit_agent_token")
+    out = tmp_path / "seen.txt"
+    command = ("sh", "-c", f'echo "$BUILDKITE_AGENT_ACQUIRE_JOB $BUILDKITE_AGENT_TOKEN" >> {out}')
+    sub = SubprocessConfig(
+        command=command, work_dir=str(tmp_path / "w"), agent_token_env="MY_AGENT_TOKEN"
+    )
+    d, sink = SubprocessDispatcher(sub), Sink()
+    await d.start(sink)
+    without, with_token = (
+        "0190aaaa-0000-4000-8000-000000000004",
+        "0190aaaa-0000-4000-8000-000000000005",
+    )
+    await d.dispatch(request(without, token=None))  # issue_tokens = false
+    await d.dispatch(request(with_token))
+    await eventually(lambda: len(sink.ended) == 2)
+    seen = sorted(out.read_text().splitlines())
+    assert seen == sorted([f"{without} bkat_explicit_agent_token", f"{with_token} bkjat_secret"])
+    await d.shutdown(0)
