@@ -243,3 +243,22 @@ async def test_explicit_agent_token_serves_only_jobs_without_an_acquisition_toke
     seen = sorted(out.read_text().splitlines())
     assert seen == sorted([f"{without} bkat_explicit_agent_token", f"{with_token} bkjat_secret"])
     await d.shutdown(0)
+
+
+async def test_token_shapes_in_the_agent_output_never_reach_the_finish_detail(
+    tmp_path: Path,
+) -> None:
+    leaked = "bkat_agenttoken123 bkar_registration1 x_bkct_clustertoken9 bkjat_jobtoken77"
+    command = ("sh", "-c", f'echo "fatal: bad credentials {leaked}"; exit 3')
+    d, sink = (
+        SubprocessDispatcher(SubprocessConfig(command=command, work_dir=str(tmp_path))),
+        Sink(),
+    )
+    await d.start(sink)
+    await d.dispatch(request("0190aaaa-0000-4000-8000-000000000006"))
+    await eventually(lambda: bool(sink.ended))
+    output = sink.ended[0].output
+    assert "fatal: bad credentials" in output
+    for secret in ("agenttoken123", "registration1", "clustertoken9", "jobtoken77"):
+        assert secret not in output
+    await d.shutdown(0)

@@ -32,7 +32,9 @@ from ._dispatcher import AgentExit, DispatchError, DispatchRequest, DispatchSink
 __all__ = ["SubprocessDispatcher"]
 
 _log = logging.getLogger("stacksapi.stack")
-_SECRET = re.compile(r"\b(bkjat_|bkct_|bkaa_|bkua_)[A-Za-z0-9_\-]+")
+# Buildkite token prefixes (job acquisition, cluster, agent, user API, registration), also after
+# "_" ("x_bkct_..." still leaks) but not inside a word ("abkct_" is no token).
+_SECRET = re.compile(r"(?<![A-Za-z0-9])(bkjat_|bkct_|bkat_|bkaa_|bkua_|bkar_)[A-Za-z0-9_\-]+")
 _STRIPPED_ENV = ("BUILDKITE_CLUSTER_TOKEN", "BUILDKITE_AGENT_TOKEN", "BUILDKITE_AGENT_ACQUIRE_JOB")
 _TAIL_BYTES = 64 * 1024
 
