@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,6 +15,7 @@ from stacksapi.stack._planning import (
     chunks,
     crop_detail,
     crop_notification,
+    redact_tokens,
     renewals_due,
     select_candidates,
 )
@@ -124,3 +126,18 @@ def test_notification_batcher_limits() -> None:
 def test_chunks() -> None:
     assert [list(c) for c in chunks(list(range(5)), 2)] == [[0, 1], [2, 3], [4]]
     assert list(chunks([], 2)) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "kept", "gone"),
+    [
+        ("token bkjat_abc123 used", "token bkjat_[REDACTED] used", "abc123"),
+        ("A=x_bkct_secret9", "A=x_bkct_[REDACTED]", "secret9"),
+        ("bkat_agent1 bkar_reg2 bkua_user3", "bkat_[REDACTED] bkar_[REDACTED]", "agent1"),
+        ("abkct_notatoken and bkx_other", "abkct_notatoken and bkx_other", "\x00"),
+    ],
+)
+def test_redact_tokens_masks_token_shapes_only(text: str, kept: str, gone: str) -> None:
+    out = redact_tokens(text)
+    assert out.startswith(kept)
+    assert gone not in out

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 from typing import Any
 
 import anyio
 import pytest
-from stack_helpers import accepted_count, config, no_429, sim, start, state
+from stack_helpers import SimDispatcher, accepted_count, config, no_429, sim, start, state
 
 from stacksapi import APIConnectionError, AsyncClient, JobAcquisitionTokens
 from stacksapi.emulator import EmulatorServer
-from stacksapi.stack import EventKind, Stack
+from stacksapi.stack import DispatchError, DispatchRequest, EventKind, Stack
 
 pytestmark = pytest.mark.anyio
 
@@ -193,6 +194,40 @@ async def test_failed_dispatch_finishes_the_job_with_a_useful_detail(
     assert finish.detail is not None
     assert "image 'missing:latest' not found" in finish.detail
     assert EventKind.DISPATCH_FAILED in run.kinds(bad)
+
+
+class LeakyDispatcher(SimDispatcher):
+    """A careless dispatcher: its errors quote the job acquisition token."""
+
+    async def dispatch(self, request: DispatchRequest) -> None:
+        self.dispatched.append(request.job_uuid)
+        assert request.token is not None
+        token = request.token.get_secret_value()
+        if request.job_uuid in self.fail:
+            raise DispatchError(f"pod rejected: env BUILDKITE_AGENT_TOKEN={token} is invalid")
+        raise RuntimeError(f"bug: cannot render {token}")
+
+
+async def test_dispatch_errors_quoting_a_token_are_masked_everywhere(
+    stacks_emulator: EmulatorServer,
+    async_stacks_client: AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    em = stacks_emulator.emulator
+    rejected, crashed = em.create_job(), em.create_job()
+    caplog.set_level(logging.DEBUG, logger="stacksapi.stack")
+    run = start(
+        async_stacks_client, config(), LeakyDispatcher(stacks_emulator.base_url, fail={rejected})
+    )
+    await run.until(
+        lambda: all(state(stacks_emulator, j) == "finished" for j in (rejected, crashed))
+    )
+    await run.stop()
+    details = [em.job(j).finish.detail or "" for j in (rejected, crashed)]  # type: ignore[union-attr]
+    assert "pod rejected: env BUILDKITE_AGENT_TOKEN=bkjat_" in details[0]
+    assert "RuntimeError: bug: cannot render bkjat_" in details[1]
+    seen = [*details, caplog.text, *(e.message for e in run.events)]
+    assert not any(re.search(r"bkjat_[A-Za-z0-9]{6}", text) for text in seen)
 
 
 async def test_agent_failing_before_accepting_finishes_with_its_output(

@@ -25,7 +25,7 @@ from ._config import StackConfig
 from ._dispatcher import AgentExit, Dispatcher
 from ._events import EventCallback, EventKind, StackEvent
 from ._metrics import StackMetrics
-from ._planning import NotificationBatcher, chunks, crop_detail, renewals_due
+from ._planning import NotificationBatcher, chunks, crop_detail, redact_tokens, renewals_due
 
 __all__ = [
     "MAX_BACKOFF",
@@ -200,7 +200,7 @@ class InFlight:
         if uuid in self._finished:
             return
         self._finished.add(uuid)
-        detail = crop_detail(detail)
+        detail = crop_detail(redact_tokens(detail))
         try:
             await self._api.finish(uuid, detail, -1, "stack_error")
         except StacksAPIError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections import Counter
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
@@ -27,6 +28,7 @@ __all__ = [
     "chunks",
     "crop_detail",
     "crop_notification",
+    "redact_tokens",
     "renewals_due",
     "select_candidates",
     "start_order",
@@ -38,6 +40,9 @@ FINISH_DETAIL_MAX_BYTES = 4096
 NOTIFICATION_DETAIL_MAX_CHARS = 256
 NOTIFICATIONS_PER_JOB = 100
 _CROP_MARKER = " [... cropped]"
+# Buildkite token prefixes (job acquisition, cluster, agent, user API, registration), also after
+# "_" ("x_bkct_..." still leaks) but not inside a word ("abkct_" is no token).
+_TOKEN_SHAPE = re.compile(r"(?<![A-Za-z0-9])(bkjat_|bkct_|bkat_|bkaa_|bkua_|bkar_)[A-Za-z0-9_\-]+")
 
 T = TypeVar("T")
 
@@ -112,6 +117,14 @@ def chunks(items: Sequence[T], size: int = MAX_BATCH) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+def redact_tokens(text: str) -> str:
+    """``text`` with every token-shaped word masked: what leaves the stack (a finish detail, a
+    notification, a log line) quotes agent output and dispatcher errors, which may hold one."""
+    if "bk" not in text:
+        return text
+    return _TOKEN_SHAPE.sub(lambda m: m.group(1) + "[REDACTED]", text)
+
+
 def crop_detail(text: str, max_bytes: int = FINISH_DETAIL_MAX_BYTES) -> str:
     """Crop to ``max_bytes`` of UTF-8 on a character boundary, marking that it was cropped.
 
@@ -154,7 +167,8 @@ class NotificationBatcher:
             self.dropped += 1
             return False
         self._count[job_uuid] += 1
-        self._pending.append(StackNotification(job_uuid, crop_notification(detail), timestamp))
+        line = crop_notification(redact_tokens(detail))
+        self._pending.append(StackNotification(job_uuid, line, timestamp))
         return True
 
     def forget(self, job_uuid: str) -> None:

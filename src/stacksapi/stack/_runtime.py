@@ -18,6 +18,7 @@ import random
 import signal
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping
 
 from stacksapi._errors import AuthenticationError, StacksAPIError
@@ -38,7 +39,14 @@ from ._inflight import (
     running_loop,
 )
 from ._metrics import StackMetrics
-from ._planning import NotificationBatcher, aware, chunks, select_candidates, start_order
+from ._planning import (
+    NotificationBatcher,
+    aware,
+    chunks,
+    redact_tokens,
+    select_candidates,
+    start_order,
+)
 from ._ratelimit import RateLimiter
 
 __all__ = ["Stack", "StackExit"]
@@ -429,10 +437,11 @@ class Stack(InFlight):
         try:
             await self.dispatcher.dispatch(request)
         except DispatchError as exc:
-            detail = f"The stack could not start an agent for this job: {exc}"
+            detail = redact_tokens(f"The stack could not start an agent for this job: {exc}")
         except Exception as exc:
-            self._log.exception("job %s: dispatcher raised", uuid)
-            detail = f"The stack's dispatcher failed: {type(exc).__name__}: {exc}"
+            detail = redact_tokens(f"The stack's dispatcher failed: {type(exc).__name__}: {exc}")
+            trace = redact_tokens("".join(traceback.format_exception(exc)))
+            self._log.error("job %s: dispatcher raised:\n%s", uuid, trace, extra={"job_uuid": uuid})
         else:
             self.metrics.inc("jobs_dispatched")
             wait = (dt.datetime.now(dt.UTC) - aware(job.scheduled_at)).total_seconds()

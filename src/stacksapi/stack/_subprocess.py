@@ -28,19 +28,13 @@ from pathlib import Path
 
 from ._config import SubprocessConfig
 from ._dispatcher import AgentExit, DispatchError, DispatchRequest, DispatchSink
+from ._planning import redact_tokens
 
 __all__ = ["SubprocessDispatcher"]
 
 _log = logging.getLogger("stacksapi.stack")
-# Buildkite token prefixes (job acquisition, cluster, agent, user API, registration), also after
-# "_" ("x_bkct_..." still leaks) but not inside a word ("abkct_" is no token).
-_SECRET = re.compile(r"(?<![A-Za-z0-9])(bkjat_|bkct_|bkat_|bkaa_|bkua_|bkar_)[A-Za-z0-9_\-]+")
 _STRIPPED_ENV = ("BUILDKITE_CLUSTER_TOKEN", "BUILDKITE_AGENT_TOKEN", "BUILDKITE_AGENT_ACQUIRE_JOB")
 _TAIL_BYTES = 64 * 1024
-
-
-def _redact(text: str) -> str:
-    return _SECRET.sub(lambda m: m.group(1) + "[REDACTED]", text)
 
 
 class SubprocessDispatcher:
@@ -178,7 +172,7 @@ class SubprocessDispatcher:
         except OSError:
             return ""
         lines = data.splitlines()[-self.config.output_tail_lines :]
-        return _redact("\n".join(lines))
+        return redact_tokens("\n".join(lines))
 
     async def cancel(self, job_uuid: str, reason: str) -> None:
         """Kill the agent's process group: SIGTERM, then SIGKILL after ``kill_grace``."""
