@@ -135,6 +135,31 @@ def test_arbitrary_config_bytes(tmp_path_factory: pytest.TempPathFactory, conten
     _check_one_line(code, err, out)
 
 
+_ENV_VALUES = st.one_of(
+    ODD_TEXT,
+    EDGE_INTS.map(str),
+    st.floats().map(repr),
+    st.sampled_from(["", "yes", "no", "TRUE", "1e400", "-0", "0x10", "1_000", " 5 ", "nan"]),
+).map(lambda s: s.replace("\x00", ""))  # an environment value cannot hold NUL
+
+
+@FUZZ
+@given(values=st.dictionaries(st.sampled_from(_STACK_KEYS), _ENV_VALUES, min_size=1, max_size=3))
+def test_stack_settings_from_the_environment(
+    tmp_path_factory: pytest.TempPathFactory, values: dict[str, str]
+) -> None:
+    """``STACKSAPI_STACK_<KEY>`` variables override the file: bad ones are exit 2, one line."""
+    record("cli run STACKSAPI_STACK_* variables")
+    path = tmp_path_factory.mktemp("cfg") / "stack.toml"
+    path.write_text("[stack]\nkey = 'fuzz-stack'\n")
+    env = {**ENV, **{f"STACKSAPI_STACK_{k.upper()}": v for k, v in values.items()}}
+    result = CliRunner().invoke(cli, ["run", "--config", str(path), "--check"], env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    _check_one_line(result.exit_code, result.stderr, result.output)
+
+
 _COMMANDS = [
     ["register", "s"],
     ["deregister", "s"],
