@@ -145,6 +145,8 @@ def main() -> int:
     print(f"\njobs {report.jobs}, faults {report.faults}, duplicates {report.duplicates}, "
           f"lost {report.lost}, drain {drained:.1f} s, outcomes {report.outcomes}, "
           f"stack exit code {code}")  # fmt: skip
+    for detail in report.stack_details:
+        print(f"finished by the stack: {detail}")
     problems = report.problems + ([f"exit code {code} after SIGTERM"] if code != 0 else [])
     for problem in problems:
         print(f"PROBLEM: {problem}")
