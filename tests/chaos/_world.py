@@ -239,8 +239,10 @@ def verify(
         kind = info.state
         if info.finish is not None and info.finish.by.startswith("stack "):
             kind = "finished by stack"
-            if len(details) < 5:
-                details.append((info.finish.detail or "").splitlines()[0][:160])
+            lines = (info.finish.detail or "").strip().splitlines() or [""]
+            if len(details) < 5:  # the head says what failed, the last line of output why
+                head, last = lines[0][:120], lines[-1][:120]
+                details.append(head if head == last else f"{head} ... {last}")
         outcomes[kind] = outcomes.get(kind, 0) + 1
     refused = {endpoint: per[429] for endpoint, per in em.counters().items() if per.get(429, 0) > 0}
     if refused:
