@@ -59,14 +59,17 @@ kill_grace = 2
 """
         )
 
-    def _registrations(self) -> int:
-        text = self.output.read_text() if self.output.exists() else ""
-        return text.count("stacksapi.stack registered stack")
+    def _seen_since(self, when: float) -> bool:
+        """Whether the emulator heard from this stack key after ``when`` (emulator time)."""
+        em = self.world.emulator
+        with em.lock:
+            record = em.stacks.get(self.key)
+            return record is not None and record.last_seen > when
 
     def start(self, *, ready: bool = True) -> None:
-        """Start the process; with ``ready``, wait until it has registered (before that its
-        SIGTERM handler is not installed yet, so a SIGTERM would end it like a SIGKILL)."""
-        before = self._registrations()
+        """Start the process; with ``ready``, wait until it has talked to the emulator (before
+        that its SIGTERM handler may not be installed, so a SIGTERM would end it like a SIGKILL)."""
+        before = self.world.emulator.now()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BUILDKITE", "STACKSAPI"))}
         env["BUILDKITE_CLUSTER_TOKEN"] = self.world.token
         argv = [sys.executable, "-m", "stacksapi.stack", "--config", str(self.config)]
@@ -74,7 +77,7 @@ kill_grace = 2
             self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.starts += 1
         if ready:
-            wait(lambda: self._registrations() > before, [self], 30)
+            wait(lambda: self._seen_since(before), [self], 30)
 
     @property
     def alive(self) -> bool:
