@@ -1,20 +1,39 @@
 """Redaction of secrets from text bound for logs, exception messages and reprs.
 
-Two rules: the client's own cluster token is replaced wherever it appears, and anything that looks
-like a Buildkite token (``bkct_``, ``bkjat_``, ``bkaa_`` followed by token characters) is replaced
-too, so job acquisition tokens in a logged response body never leak either.
+Two rules: a known secret (the client's own cluster token) is replaced wherever it appears, and
+anything shaped like a Buildkite token is replaced too, so a job acquisition token in a logged
+response body, an agent's output or a dispatcher's error never leaks either. This is the one place
+that knows token shapes: the client, the stack runtime and the CLI all mask through it.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["MASK", "Redactor"]
+__all__ = ["MASK", "TOKEN_SHAPE", "Redactor", "redact_tokens"]
 
 MASK = "***"
 
-_TOKEN_LIKE = re.compile(r"(bkjat_|bkct_|bkaa_)[A-Za-z0-9_\-+/=.~%]+")
+TOKEN_SHAPE = re.compile(r"(bkjat_|bkct_|bkaa_|bkat_|bkua_|bkar_|bkemu_)[A-Za-z0-9_\-+/=.~%]+")
+"""A Buildkite token by its prefix: job acquisition (``bkjat_``), cluster (``bkct_``), agent
+(``bkaa_``, ``bkat_``), user API (``bkua_``), registration (``bkar_``), and the emulator's admin
+token (``bkemu_``). Matched anywhere, even inside a word or after an escape (``%3Dbkct_...``):
+masking a word too many is harmless, missing a token is not."""
+
 _MIN_LITERAL = 8  # shorter "tokens" are not replaced literally: that would shred ordinary text
+
+
+def redact_tokens(text: str, *secrets: str | None, mask: str = MASK) -> str:
+    """``text`` with each given secret and every token-shaped word masked (the prefix is kept).
+
+    Secrets shorter than 8 characters are not replaced literally: that would shred ordinary text.
+    """
+    for secret in secrets:
+        if secret and len(secret) >= _MIN_LITERAL and secret in text:
+            text = text.replace(secret, mask)
+    if "bk" not in text:
+        return text
+    return TOKEN_SHAPE.sub(lambda m: m.group(1) + mask, text)
 
 
 class Redactor:
@@ -27,11 +46,7 @@ class Redactor:
 
     def text(self, value: str) -> str:
         """``value`` with every secret replaced by a mask."""
-        if self._token is not None and self._token in value:
-            value = value.replace(self._token, MASK)
-        if "bk" in value:
-            value = _TOKEN_LIKE.sub(lambda m: m.group(1) + MASK, value)
-        return value
+        return redact_tokens(value, self._token)
 
     def bytes_(self, value: bytes) -> str:
         """A body as redacted text (undecodable bytes shown as escapes)."""

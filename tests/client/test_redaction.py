@@ -116,3 +116,16 @@ def test_redactor_keeps_ordinary_text_and_json_shape() -> None:
     assert r.text("GET stacks/s/jobs/j -> 200") == "GET stacks/s/jobs/j -> 200"
     obj = msgspec.json.decode(b'{"a": ["bkct_abcdefgh12345", 1], "bkjat_zz": null}')
     assert r.obj(obj) == {"a": ["***", 1], "bkjat_***": None}
+
+
+def test_token_shapes_are_masked_anywhere_with_one_pattern() -> None:
+    """The client, the stack and the CLI share one token-shape rule (``_redact``)."""
+    from stacksapi._redact import redact_tokens
+    from stacksapi.cli._common import redact
+    from stacksapi.stack._planning import redact_tokens as stack_redact
+
+    text = "url?t%3Dbkjat_abc123&x=1 agent bkaa_zz9 reg bkar_r1 admin bkemu_ff plain bkapp_x"
+    for out in (redact_tokens(text), redact(text), stack_redact(text)):
+        for secret in ("abc123", "zz9", "r1", "_ff"):
+            assert secret not in out
+        assert "bkapp_x" in out

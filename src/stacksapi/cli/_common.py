@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ from stacksapi._errors import (
     StacksAPIError,
     UnprocessableEntityError,
 )
+from stacksapi._redact import redact_tokens
 
 if TYPE_CHECKING:
     from stacksapi import Client
@@ -64,22 +64,13 @@ TOKEN_ENV = "BUILDKITE_CLUSTER_TOKEN"  # noqa: S105 - a variable name, not a sec
 BASE_URL_ENV = "STACKSAPI_BASE_URL"
 DEFAULT_BASE_URL = "https://agent.buildkite.com/v3/"
 
-# Buildkite tokens carry a short prefix: cluster (bkct_), job acquisition (bkjat_), user API
-# (bkua_), agent (bkat_, bkaa_), registration (bkar_), and the emulator's admin token (bkemu_).
-# Not after a letter or digit ("abkct_x" is no token); after "_" it is ("x_bkct_..." leaked).
-_TOKEN_SHAPE = re.compile(
-    r"(?<![A-Za-z0-9])(bkct|bkjat|bkua|bkat|bkaa|bkar|bkemu)_[A-Za-z0-9_\-]{3,}"
-)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def redact(text: str, *secrets: str | None) -> str:
     """``text`` with every known secret and every token-shaped word masked."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "**********")
-    return _TOKEN_SHAPE.sub(lambda m: f"{m.group(1)}_**********", text)
+    return redact_tokens(text, *secrets, mask="**********")
 
 
 def fail(

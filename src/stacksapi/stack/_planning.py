@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
 from collections import Counter
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
+from stacksapi import _redact
 from stacksapi._models import ScheduledJob, StackNotification
 
 from ._rules import unmatched_rules
@@ -40,9 +40,6 @@ FINISH_DETAIL_MAX_BYTES = 4096
 NOTIFICATION_DETAIL_MAX_CHARS = 256
 NOTIFICATIONS_PER_JOB = 100
 _CROP_MARKER = " [... cropped]"
-# Buildkite token prefixes (job acquisition, cluster, agent, user API, registration), also after
-# "_" ("x_bkct_..." still leaks) but not inside a word ("abkct_" is no token).
-_TOKEN_SHAPE = re.compile(r"(?<![A-Za-z0-9])(bkjat_|bkct_|bkat_|bkaa_|bkua_|bkar_)[A-Za-z0-9_\-]+")
 
 T = TypeVar("T")
 
@@ -120,9 +117,7 @@ def chunks(items: Sequence[T], size: int = MAX_BATCH) -> Iterator[Sequence[T]]:
 def redact_tokens(text: str) -> str:
     """``text`` with every token-shaped word masked: what leaves the stack (a finish detail, a
     notification, a log line) quotes agent output and dispatcher errors, which may hold one."""
-    if "bk" not in text:
-        return text
-    return _TOKEN_SHAPE.sub(lambda m: m.group(1) + "[REDACTED]", text)
+    return _redact.redact_tokens(text, mask="[REDACTED]")
 
 
 def crop_detail(text: str, max_bytes: int = FINISH_DETAIL_MAX_BYTES) -> str:
