@@ -93,3 +93,26 @@ def test_missing_token_is_exit_2(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["run", "--config", str(config)])
     assert result.exit_code == 2
     assert "no token" in result.stderr
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+def test_bad_dispatcher_table_is_exit_2(runner: CliRunner, tmp_path: Path, check: bool) -> None:
+    """The table of the dispatcher named by stack.dispatcher is checked at load, by --check too."""
+    pytest.importorskip("lightkube")
+    config = tmp_path / "stack.toml"
+    config.write_text(
+        "[stack]\nkey = 'k8s'\ndispatcher = 'stacksapi.kubernetes:dispatcher'\n"
+        "[kubernetes]\npending_timeout = 0\n"
+    )
+    code, _out, err = run(runner, config, *(["--check"] if check else []))
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: bad configuration: kubernetes.pending_timeout: must be")
+
+
+def test_unloadable_dispatcher_is_exit_2(runner: CliRunner, tmp_path: Path) -> None:
+    config = tmp_path / "stack.toml"
+    config.write_text("[stack]\nkey = 'x'\ndispatcher = 'no_such_module_here:make'\n")
+    code, _out, err = run(runner, config, "--check")
+    assert code == 2
+    assert "stack.dispatcher: cannot load" in err

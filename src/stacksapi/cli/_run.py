@@ -100,9 +100,11 @@ def run(  # noqa: PLR0917 - click passes options by name
       stacksapi run --config stack.toml --max-in-flight 8 --metrics-port 9090
       stacksapi run --config stack.toml --log-format json 2> stack.log.jsonl
     """
-    from stacksapi.stack import ConfigError, StackConfig
+    from stacksapi.stack import ConfigError, Dispatcher, StackConfig
     from stacksapi.stack import run_stack as run_stack_async
+    from stacksapi.stack._entry import load_dispatcher
 
+    dispatcher: Dispatcher | None = None
     try:
         config = StackConfig.from_toml(config_path).with_env(os.environ)
         overrides: dict[str, Any] = {
@@ -115,6 +117,8 @@ def run(  # noqa: PLR0917 - click passes options by name
         if agent_command is not None:
             overrides["subprocess"] = {"command": tuple(shlex.split(agent_command))}
         config = config.with_overrides(**overrides)
+        if config.dispatcher:  # its own table ([kubernetes]) is checked when it is built
+            dispatcher = load_dispatcher(config.dispatcher, config, key="stack.dispatcher")
     except (ConfigError, ValueError, TypeError) as exc:
         fail(f"bad configuration: {exc}", code=EXIT_USAGE, secrets=(token,))
     if check:
@@ -129,7 +133,12 @@ def run(  # noqa: PLR0917 - click passes options by name
 
     try:
         result = asyncio.run(
-            run_stack_async(config, token=token, on_event=_event_printer(all_events))
+            run_stack_async(
+                config,
+                dispatcher=dispatcher,
+                token=token,
+                on_event=_event_printer(all_events),
+            )
         )
     except RequestValidationError as exc:
         fail(f"bad setting: {exc}", code=EXIT_USAGE, secrets=(token,))
