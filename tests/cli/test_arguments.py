@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from click.testing import CliRunner
 
@@ -134,3 +136,15 @@ def test_redact_masks_token_shapes_only() -> None:
         "pipeline bkapp_frontend"
     )
     assert redact("token is s3cr3t-value.", "s3cr3t-value") == "token is **********."
+
+
+def test_vv_leaves_the_http_library_trace_off(runner: CliRunner) -> None:
+    """-vv logs every HTTP call, redacted; httpcore2's raw trace (headers as sent) stays off."""
+    trace = logging.getLogger("httpcore2")
+    saved = trace.level
+    try:
+        trace.setLevel(logging.NOTSET)
+        runner.invoke(cli, ["-vv", "token", "--help"])
+        assert trace.level == logging.INFO  # whatever level -vv gives the root logger
+    finally:
+        trace.setLevel(saved)

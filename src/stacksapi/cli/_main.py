@@ -115,6 +115,8 @@ def cli(verbose: int) -> None:
             level=logging.DEBUG if verbose > 1 else logging.INFO,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        # httpcore2's DEBUG trace prints raw response headers, unredacted: not part of -vv.
+        logging.getLogger("httpcore2").setLevel(logging.INFO)
 
 
 for _command in (
