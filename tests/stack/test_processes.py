@@ -25,7 +25,9 @@ HERE = Path(__file__).parent
 AGENT = [sys.executable, "-m", "stacksapi.emulator._agent", "start", "--acquire-job", "{job_uuid}"]
 
 
-def write_config(path: Path, server: EmulatorServer, key: str, extra: str = "") -> Path:
+def write_config(
+    path: Path, server: EmulatorServer, key: str, extra: str = "", subprocess_extra: str = ""
+) -> Path:
     endpoint = server.base_url.rstrip("/")
     command = ", ".join(f'"{w}"' for w in AGENT)
     path.write_text(
@@ -41,6 +43,7 @@ state_check_interval = 0.2
 command = [{command}]
 env = {{ BUILDKITE_AGENT_ENDPOINT = "{endpoint}" }}
 work_dir = "{path.parent / (key + "-work")}"
+{subprocess_extra}
 """
     )
     return path
@@ -126,6 +129,7 @@ def test_restarted_stack_adopts_running_agents_and_never_double_starts(
         stacks_emulator,
         "restarting",
         "max_in_flight = 3\nshutdown_grace = 0.2",
+        subprocess_extra='on_shutdown = "leave"',  # agents outlive the stack, to be adopted
     )
     first = spawn(cfg, stacks_emulator)
 

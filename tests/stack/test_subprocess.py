@@ -162,14 +162,16 @@ async def test_token_only_in_environment_and_restart_adopts(tmp_path: Path) -> N
     out = tmp_path / "seen.txt"
     script = f'echo "$0 $* token=$BUILDKITE_AGENT_TOKEN job=$BUILDKITE_AGENT_ACQUIRE_JOB" > {out}'
     command = ("sh", "-c", script + "; sleep 30", "agent", "--acquire-job", "{job_uuid}")
-    sub = SubprocessConfig(command=command, work_dir=str(tmp_path / "w"), kill_grace=1.0)
+    sub = SubprocessConfig(
+        command=command, work_dir=str(tmp_path / "w"), kill_grace=1.0, on_shutdown="leave"
+    )
     first, sink = SubprocessDispatcher(sub), Sink()
     assert await first.start(sink) == []
     await first.dispatch(request(uuid))
     await eventually(lambda: out.exists() and out.read_text() != "")
     seen = out.read_text()
     assert f"--acquire-job {uuid} token=bkjat_secret job={uuid}" in seen
-    await first.shutdown(0)  # a stopping stack leaves a running agent alone...
+    await first.shutdown(0)  # on_shutdown="leave": a stopping stack leaves a running agent...
     second, sink2 = SubprocessDispatcher(sub), Sink()
     assert list(await second.start(sink2)) == [uuid]  # ...and a restarted one adopts it
     with pytest.raises(DispatchError, match="already running"):
@@ -262,3 +264,42 @@ async def test_token_shapes_in_the_agent_output_never_reach_the_finish_detail(
     for secret in ("agenttoken123", "registration1", "clustertoken9", "jobtoken77"):
         assert secret not in output
     await d.shutdown(0)
+
+
+async def test_shutdown_kills_running_agents_by_default(tmp_path: Path) -> None:
+    uuid = "0190aaaa-0000-4000-8000-000000000003"
+    started = tmp_path / "started"
+    command = ("sh", "-c", f"touch {started}; sleep 30 & wait", "agent", "{job_uuid}")
+    sub = SubprocessConfig(command=command, work_dir=str(tmp_path / "w"), kill_grace=1.0)
+    assert sub.on_shutdown == "kill"
+    dispatcher, sink = SubprocessDispatcher(sub), Sink()
+    await dispatcher.start(sink)
+    await dispatcher.dispatch(request(uuid))
+    await eventually(started.exists)
+    pid = int((tmp_path / "w" / "pids" / f"{uuid}.pid").read_text().split()[0])
+    assert _live_in_group(pid)
+    await dispatcher.shutdown(0.2)
+    assert _live_in_group(pid) == []  # the whole group is gone, the background sleep included
+    (ended,) = sink.ended
+    assert ended.job_uuid == uuid
+    assert ended.error is not None
+    assert "shutting down" in ended.error
+    assert list(await SubprocessDispatcher(sub).start(Sink())) == []  # nothing left to adopt
+
+
+def test_on_shutdown_must_be_kill_or_leave() -> None:
+    with pytest.raises(ValueError, match=r"subprocess\.on_shutdown: must be one of kill, leave"):
+        SubprocessConfig(on_shutdown="linger")
+
+
+def _live_in_group(pgid: int) -> list[int]:
+    """Pids of the process group that are not zombies (PID 1 here may never reap orphans)."""
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            live.append(int(stat.parent.name))
+    return live

@@ -26,7 +26,13 @@ from typing import Any, Self
 
 from stacksapi._models import DEFAULT_QUEUE_KEY
 
-__all__ = ["DEFAULT_AGENT_COMMAND", "ConfigError", "StackConfig", "SubprocessConfig"]
+__all__ = [
+    "DEFAULT_AGENT_COMMAND",
+    "SHUTDOWN_POLICIES",
+    "ConfigError",
+    "StackConfig",
+    "SubprocessConfig",
+]
 
 DEFAULT_AGENT_COMMAND: tuple[str, ...] = ("buildkite-agent", "start", "--acquire-job", "{job_uuid}")
 """The agent command template: argv words, ``{job_uuid}`` and friends filled in, no shell."""
@@ -92,6 +98,12 @@ def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(value))
 
 
+SHUTDOWN_POLICIES = ("kill", "leave")
+"""What a stopping ``SubprocessDispatcher`` does with agents still running after the grace period:
+``kill`` their process groups (the default), or ``leave`` them to finish their jobs, to be adopted
+by the next stack started with the same ``work_dir``."""
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=True)
 class SubprocessConfig:
     """Settings of :class:`~stacksapi.stack.SubprocessDispatcher` (the ``[subprocess]`` table).
@@ -108,6 +120,7 @@ class SubprocessConfig:
     agent_token_env: str | None = None
     kill_grace: float = 5.0
     output_tail_lines: int = 20
+    on_shutdown: str = "kill"
 
     def __post_init__(self) -> None:
         p = "subprocess"
@@ -134,6 +147,12 @@ class SubprocessConfig:
         _check_str(f"{p}.agent_token_env", self.agent_token_env, optional=True)
         _check_float(f"{p}.kill_grace", self.kill_grace, 0.0, 3600.0)
         _check_int(f"{p}.output_tail_lines", self.output_tail_lines, 1, 1000)
+        if self.on_shutdown not in SHUTDOWN_POLICIES:
+            raise ConfigError(
+                f"{p}.on_shutdown",
+                f"must be one of {', '.join(SHUTDOWN_POLICIES)}"
+                f" (got {_describe(self.on_shutdown)})",
+            )
 
 
 _TEMPLATE_FIELDS = {"job_uuid": "u", "stack_key": "k", "queue_key": "q", "work_dir": "w"}

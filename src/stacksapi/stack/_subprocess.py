@@ -5,7 +5,8 @@ without a shell, in its own process group (so cancel kills the agent and everyth
 with the job acquisition token in ``BUILDKITE_AGENT_TOKEN`` and the uuid in
 ``BUILDKITE_AGENT_ACQUIRE_JOB``: never on the command line, never the cluster token (which is
 removed from the inherited environment). Each job gets a working directory and a log file; a pid
-file lets a restarted stack adopt agents that are still running instead of starting them twice.
+file lets a restarted stack adopt agents that are still running instead of starting them twice
+(agents outlive a stack that was killed, or one configured with ``on_shutdown = "leave"``).
 
 Layout under ``work_dir`` (a fresh temporary directory when not configured)::
 
@@ -163,6 +164,16 @@ class SubprocessDispatcher:
         if self._sink is not None:
             self._sink.agent_ended(AgentExit(uuid, None, self._tail(uuid)))
 
+    def _adopted_pids(self) -> dict[str, int]:
+        """Agents watched by pid only (adopted at start): uuid -> pid, from their pid files."""
+        found: dict[str, int] = {}
+        for uuid in self._watchers:
+            if uuid not in self._procs and self._root is not None:
+                pid = _read_pid(self._root / "pids" / f"{_safe(uuid)}.pid")
+                if pid is not None:
+                    found[uuid] = pid
+        return found
+
     def _tail(self, uuid: str) -> str:
         try:
             with self.log_path(uuid).open("rb") as f:
@@ -203,13 +214,31 @@ class SubprocessDispatcher:
             _signal_group(proc.pid, signal.SIGKILL)
 
     async def shutdown(self, grace: float) -> None:
-        """Wait up to ``grace`` seconds for running agents; those still running are left to
-        finish their jobs (a restarted stack with the same ``work_dir`` adopts them)."""
-        if self._killers:  # cancelled agents: let them die (SIGKILL after kill_grace)
-            await asyncio.wait(list(self._killers), timeout=self.config.kill_grace + 1)
+        """Wait up to ``grace`` seconds for running agents, then apply ``on_shutdown``: ``kill``
+        stops each remaining agent's process group (SIGTERM, SIGKILL after ``kill_grace``) and
+        reports it ended; ``leave`` lets it finish its job (a restarted stack with the same
+        ``work_dir`` adopts it)."""
         watchers = list(self._watchers.values())
         if watchers and grace > 0:
             await asyncio.wait(watchers, timeout=grace)
+        adopted = self._adopted_pids()
+        if self.config.on_shutdown == "kill":
+            for uuid, proc in list(self._procs.items()):
+                if proc.returncode is None and uuid not in self._cancel_reason:
+                    self._cancel_reason[uuid] = "the stack is shutting down"
+                    self._stop(proc)
+            for pid in adopted.values():
+                _signal_group(pid, signal.SIGTERM)
+        if self._killers:  # stopped agents: let them die (SIGKILL after kill_grace)
+            await asyncio.wait(list(self._killers), timeout=self.config.kill_grace + 1)
+        if self.config.on_shutdown == "kill" and adopted:
+            await asyncio.sleep(min(self.config.kill_grace, 1.0))
+            for uuid, pid in adopted.items():
+                if _alive(pid, uuid):
+                    _signal_group(pid, signal.SIGKILL)
+        watchers = list(self._watchers.values())
+        if watchers and self.config.on_shutdown == "kill":  # let each report its end
+            await asyncio.wait(watchers, timeout=1.0)
         for task in list(self._watchers.values()):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
