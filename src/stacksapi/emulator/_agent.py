@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 import httpx2
 
 from stacksapi._endpoints import escape_path_segment
+from stacksapi._redact import redact_tokens
 
 __all__ = [
     "EXIT_ACQUIRE_FAILED",
@@ -143,10 +144,7 @@ class _Agent:
     # --- output ------------------------------------------------------------------------------
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, "[redacted]")
-        return text
+        return redact_tokens(text, *self.secrets, mask="[redacted]")
 
     def say(self, line: str) -> None:
         """One line on stderr, tokens removed and newlines folded."""
