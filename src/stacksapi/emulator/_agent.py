@@ -30,6 +30,7 @@ import httpx2
 
 from stacksapi._endpoints import escape_path_segment
 from stacksapi._redact import redact_tokens
+from stacksapi._retry import parse_retry_after
 
 __all__ = [
     "EXIT_ACQUIRE_FAILED",
@@ -360,10 +361,8 @@ class _Agent:
 
 
 def _retry_after(response: httpx2.Response, *, default: float) -> float:
-    try:
-        return min(max(float(response.headers.get("retry-after", "")), 0.0), 5.0)
-    except ValueError:
-        return default
+    wait = parse_retry_after(response.headers.get("retry-after"))
+    return default if wait is None else min(wait, 5.0)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

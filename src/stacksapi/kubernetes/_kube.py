@@ -23,6 +23,8 @@ from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Event, Pod, Secret
 from lightkube.types import CascadeType, OnErrorAction, OnErrorResult, PatchType
 
+from stacksapi._retry import parse_retry_after
+
 __all__ = ["AlreadyExists", "KubeAPI", "TokenBucket", "status_code"]
 
 _log = logging.getLogger("stacksapi.kubernetes")
@@ -217,11 +219,8 @@ def _retry_after(exc: BaseException) -> float | None:
     response = getattr(exc, "response", None)
     if response is None:
         return None
-    try:
-        value = float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
-    return min(max(value, 0.0), 30.0)
+    wait = parse_retry_after(response.headers.get("Retry-After"))
+    return None if wait is None else min(wait, 30.0)
 
 
 def _event_time(event: Event) -> tuple[str, int]:
