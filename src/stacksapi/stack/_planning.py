@@ -13,7 +13,9 @@ from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from stacksapi import _redact
+from stacksapi._core import BATCH_SIZE
 from stacksapi._models import ScheduledJob, StackNotification
+from stacksapi._validate import FINISH_DETAIL_MAX_BYTES, NOTIFICATION_DETAIL_MAX_CHARS
 
 from ._rules import unmatched_rules
 
@@ -34,10 +36,8 @@ __all__ = [
     "start_order",
 ]
 
-MAX_BATCH = 1000
+MAX_BATCH = BATCH_SIZE
 """Most uuids (or notifications) one request may carry."""
-FINISH_DETAIL_MAX_BYTES = 4096
-NOTIFICATION_DETAIL_MAX_CHARS = 256
 NOTIFICATIONS_PER_JOB = 100
 _CROP_MARKER = " [... cropped]"
 
