@@ -116,6 +116,10 @@ _TERMINAL_STATES = frozenset(
 )
 
 
+MASKED = "**********"
+"""How a :class:`Secret` is shown (the CLI masks secrets the same way)."""
+
+
 class Secret:
     """A string that must not be shown: ``str()`` and ``repr()`` mask it.
 
@@ -135,10 +139,10 @@ class Secret:
         return self._value
 
     def __repr__(self) -> str:
-        return "Secret('**********')"
+        return f"Secret({MASKED!r})"
 
     def __str__(self) -> str:
-        return "**********"
+        return MASKED
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and other._value == self._value

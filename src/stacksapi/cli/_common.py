@@ -32,6 +32,7 @@ from stacksapi._errors import (
     StacksAPIError,
     UnprocessableEntityError,
 )
+from stacksapi._models import MASKED
 from stacksapi._redact import redact_tokens
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def redact(text: str, *secrets: str | None) -> str:
     """``text`` with every known secret and every token-shaped word masked."""
-    return redact_tokens(text, *secrets, mask="**********")
+    return redact_tokens(text, *secrets, mask=MASKED)
 
 
 def fail(

@@ -19,7 +19,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from stacksapi._models import Secret
+from stacksapi._models import MASKED, Secret
 
 from ._common import redact
 
@@ -33,7 +33,7 @@ __all__ = [
     "to_plain",
 ]
 
-MASK = "**********"
+MASK = MASKED
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE", re.IGNORECASE)
 
 
