@@ -13,7 +13,7 @@ import hashlib
 
 import msgspec
 
-from stacksapi._models import DEFAULT_QUEUE_KEY, Build, Pipeline, ScheduledJob, Step
+from stacksapi._models import Build, Pipeline, ScheduledJob, Step
 
 from ._clock import to_datetime, to_epoch
 
@@ -231,10 +231,6 @@ class JobRecord:
         self.listing: bytes | None = None
         self.history: JobHistory | None = None
 
-    @property
-    def sort_key(self) -> tuple[float, str]:
-        return (self.scheduled_at, self.id)
-
     def hist(self) -> JobHistory:
         if self.history is None:
             self.history = JobHistory()
@@ -300,6 +296,3 @@ class JobRecord:
 
     def __repr__(self) -> str:
         return f"JobRecord(id={self.id!r}, queue={self.queue!r}, state={self.state!r})"
-
-
-DEFAULT_QUEUE = DEFAULT_QUEUE_KEY
