@@ -97,8 +97,6 @@ class AsyncClient:
 
     async def _run(self, op: Op[T], retry: RetryArg, timeout: Any) -> Response[T]:
         policy, tmo = self._core.call_settings(op.warnings, retry, timeout)
-        if op.merge is None:
-            return await self._send(op.calls[0], policy, tmo)
         return _core.merge_responses(op, [await self._send(c, policy, tmo) for c in op.calls])
 
     async def _send(self, call: Call, policy: RetryPolicy, timeout: Any) -> Response[Any]:

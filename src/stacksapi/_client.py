@@ -91,8 +91,6 @@ class Client:
 
     def _run(self, op: Op[T], retry: RetryArg, timeout: Any) -> Response[T]:
         policy, tmo = self._core.call_settings(op.warnings, retry, timeout)
-        if op.merge is None:
-            return self._send(op.calls[0], policy, tmo)
         return _core.merge_responses(op, [self._send(c, policy, tmo) for c in op.calls])
 
     def _send(self, call: Call, policy: RetryPolicy, timeout: Any) -> Response[Any]:
