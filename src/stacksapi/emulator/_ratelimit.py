@@ -75,21 +75,21 @@ class RateLimiter:
 
     def hit(self, stack: str, scope: str, now: float) -> RateDecision:
         """Count one request at ``now`` if the window has room; say whether it was allowed."""
+        return self._decide(stack, scope, now, count=True)
+
+    def peek(self, stack: str, scope: str, now: float) -> RateDecision:
+        """The window's state without counting a request (for responses refused before it)."""
+        return self._decide(stack, scope, now, count=False)
+
+    def _decide(self, stack: str, scope: str, now: float, *, count: bool) -> RateDecision:
         limit = self.limit_for(scope)
         window = self._window(stack, scope, now)
-        allowed = len(window) < limit
-        if allowed:
+        allowed = not count or len(window) < limit
+        if count and allowed:
             window.append(now)
         reset = (window[0] + WINDOW_SECONDS - now) if window else WINDOW_SECONDS
         current = len(window) + (0 if allowed else 1)
         return RateDecision(allowed, scope, limit, current, max(0, limit - len(window)), reset)
-
-    def peek(self, stack: str, scope: str, now: float) -> RateDecision:
-        """The window's state without counting a request (for responses refused before it)."""
-        limit = self.limit_for(scope)
-        window = self._window(stack, scope, now)
-        reset = (window[0] + WINDOW_SECONDS - now) if window else WINDOW_SECONDS
-        return RateDecision(True, scope, limit, len(window), max(0, limit - len(window)), reset)
 
     def clear(self) -> None:
         self._windows.clear()
