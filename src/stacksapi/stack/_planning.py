@@ -114,10 +114,11 @@ def chunks(items: Sequence[T], size: int = MAX_BATCH) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def redact_tokens(text: str) -> str:
-    """``text`` with every token-shaped word masked: what leaves the stack (a finish detail, a
-    notification, a log line) quotes agent output and dispatcher errors, which may hold one."""
-    return _redact.redact_tokens(text, mask="[REDACTED]")
+def redact_tokens(text: str, *secrets: str | None) -> str:
+    """``text`` with each given secret and every token-shaped word masked: what leaves the stack
+    (a finish detail, a notification, a log line) quotes agent output and dispatcher errors,
+    which may hold one."""
+    return _redact.redact_tokens(text, *secrets, mask="[REDACTED]")
 
 
 def crop_detail(text: str, max_bytes: int = FINISH_DETAIL_MAX_BYTES) -> str:

@@ -183,7 +183,8 @@ class SubprocessDispatcher:
         except OSError:
             return ""
         lines = data.splitlines()[-self.config.output_tail_lines :]
-        return redact_tokens("\n".join(lines))
+        # An explicit agent token need not have a token's shape: mask it by value too.
+        return redact_tokens("\n".join(lines), self._agent_token)
 
     async def cancel(self, job_uuid: str, reason: str) -> None:
         """Kill the agent's process group: SIGTERM, then SIGKILL after ``kill_grace``."""
