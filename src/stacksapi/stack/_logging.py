@@ -51,5 +51,8 @@ def configure_logging(level: str | int = "INFO", *, fmt: str = "text") -> None:
     else:
         raise ValueError(f"unknown log format {fmt!r} (text, json)")
     logging.basicConfig(level=level_no, handlers=[handler], force=True)
+    # httpcore2's DEBUG trace prints raw response headers, unredacted: never part of DEBUG here
+    # either (the CLI's -vv leaves it off the same way).
+    logging.getLogger("httpcore2").setLevel(max(level_no, logging.INFO))
     if level_no > logging.DEBUG:  # one line per HTTP request is noise, and slow
         logging.getLogger("httpx2").setLevel(logging.WARNING)
