@@ -27,7 +27,11 @@ UUID = "0190f7d2-0000-4000-8000-000000000001"
 _TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 CLUSTER_TOKENS = st.one_of(
     st.text(_TOKEN_CHARS, min_size=16, max_size=60).map(lambda s: "bkct_" + s),
-    st.text(_TOKEN_CHARS, min_size=12, max_size=40),  # a token without the usual prefix
+    # A token without the usual prefix, masked by value only: random letters and digits, so it
+    # cannot also be text the output holds anyway ("Authenticati" is in "AuthenticationError").
+    st.text(_TOKEN_CHARS[:62], min_size=24, max_size=40).filter(
+        lambda t: any(c.isdigit() for c in t) and any(c.isalpha() for c in t)
+    ),
 )
 JOB_TOKENS = st.lists(
     st.text(_TOKEN_CHARS, min_size=16, max_size=60).map(lambda s: "bkjat_" + s),
