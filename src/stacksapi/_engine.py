@@ -382,11 +382,13 @@ class Attempts:
         if cls is RateLimitError:
             fields = body if isinstance(body, dict) else {}
             scope = fields.get("scope")
+            if not isinstance(scope, str) and "ratelimit-scope" in headers:
+                scope = redactor.text(headers["ratelimit-scope"])
             return RateLimitError(
                 message,
                 **common,
                 retry_after=retry_after,
-                scope=scope if isinstance(scope, str) else headers.get("ratelimit-scope"),
+                scope=scope if isinstance(scope, str) else None,
                 limit=_int(fields.get("limit", headers.get("ratelimit-limit"))),
                 current=_int(fields.get("current")),
                 reset=_float(fields.get("reset", headers.get("ratelimit-reset"))),

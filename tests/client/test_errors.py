@@ -86,6 +86,16 @@ def test_rate_limit_error_fields(client: Client, server: ScriptedServer) -> None
     assert err.message == "slow"
 
 
+def test_rate_limit_scope_from_headers_is_redacted(client: Client, server: ScriptedServer) -> None:
+    leaked = "bkjat_0123456789abcdefXYZ"
+    server.reply(429, {"message": "slow"}, headers={"RateLimit-Scope": f"show-job {leaked}"})
+    with pytest.raises(stacksapi.RateLimitError) as info:
+        client.get_job("s", "j", retry=False)
+    assert info.value.scope is not None
+    assert info.value.scope.startswith("show-job bkjat_")
+    assert leaked not in info.value.scope
+
+
 def test_2xx_with_wrong_shape_is_response_validation_error(
     client: Client, server: ScriptedServer
 ) -> None:
