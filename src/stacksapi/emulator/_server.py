@@ -23,6 +23,7 @@ from ._state import Emulator
 __all__ = ["EmulatorServer"]
 
 _START_TIMEOUT = 10.0
+_WILDCARD_TO_LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
 
 
 class _Server(uvicorn.Server):
@@ -77,8 +78,13 @@ class EmulatorServer:
 
     @property
     def url(self) -> str:
-        """``http://host:port`` without a path."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        """``http://host:port`` without a path, an address a client on this machine can reach.
+
+        Bound to every interface (``0.0.0.0``, ``::``), that is the loopback address: the wildcard
+        is not a destination, and a client sends its token over plain http only to loopback.
+        """
+        host = _WILDCARD_TO_LOOPBACK.get(self.host, self.host)
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
     @property
