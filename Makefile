@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
-SYNC := $(UV) sync --locked --all-extras --group dev --python $(PYTHON)
+SYNC := $(UV) sync --locked --all-extras --group dev --group docs --python $(PYTHON)
 
 .PHONY: demo test lint typecheck pytest bench env
 

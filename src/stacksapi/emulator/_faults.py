@@ -318,13 +318,20 @@ def _fault_response(kind: str, endpoint: str) -> tuple[Message, Message]:
     return _json_response(429, body, headers)
 
 
-def _find_transport(send: Any, depth: int = 0) -> asyncio.BaseTransport | None:
+def _is_transport(obj: object) -> bool:
+    """A transport of any event loop: asyncio's subclass ``BaseTransport``, uvloop's do not."""
+    if isinstance(obj, asyncio.BaseTransport):
+        return True
+    return callable(getattr(obj, "get_extra_info", None)) and callable(getattr(obj, "close", None))
+
+
+def _find_transport(send: Any, depth: int = 0) -> Any:
     """Reach the server's socket transport behind ``send`` (uvicorn binds it on its cycle).
 
     Middleware in between wraps ``send`` in closures, so follow closure cells a few levels.
     """
     transport = getattr(getattr(send, "__self__", None), "transport", None)
-    if isinstance(transport, asyncio.BaseTransport):
+    if _is_transport(transport):
         return transport
     if depth >= 6:
         return None

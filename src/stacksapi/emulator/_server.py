@@ -54,7 +54,8 @@ class EmulatorServer:
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. ``base_url`` ends in
     ``/v3/`` (give it to a client with ``emulator.token``); ``admin_url`` ends in ``/_emulator/``
-    (use ``admin_token``).
+    (use ``admin_token``). ``loop`` is uvicorn's: ``"auto"`` (uvloop when installed),
+    ``"asyncio"`` or ``"uvloop"``.
     """
 
     def __init__(
@@ -65,12 +66,14 @@ class EmulatorServer:
         port: int = 0,
         middleware: Sequence[Middleware] = (),
         log_level: str = "warning",
+        loop: str = "auto",
     ) -> None:
         self.emulator = emulator if emulator is not None else Emulator()
         self.host = host
         self.app = create_app(self.emulator, middleware=middleware)
         self._requested_port = port
         self._log_level = log_level
+        self._loop = loop
         self._socket: socket.socket | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -128,6 +131,7 @@ class EmulatorServer:
         config = uvicorn.Config(
             self.app,
             log_level=self._log_level,
+            loop=self._loop,
             lifespan="off",
             access_log=False,
             ws="none",
