@@ -1,15 +1,21 @@
 # Two entry points for people: `make demo` (the main job) and `make test` (every check).
-# Both bootstrap uv with pip when it is missing, then build the locked environment.
+# Both build the locked environment in .venv with uv. uv comes from PATH, else from the Python
+# (`python3 -m uv`), else `make` installs it into ./.tools, a venv of its own: the system Python
+# is never changed, and make says so when it bootstraps.
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 PYTHON ?= python3
-UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+TOOLS := $(CURDIR)/.tools
+UV := $(shell command -v uv 2>/dev/null || { $(PYTHON) -m uv --version >/dev/null 2>&1 && echo "$(PYTHON) -m uv"; } || echo "$(TOOLS)/bin/uv")
 SYNC := $(UV) sync --locked --all-extras --group dev --group docs --python $(PYTHON)
 
-.PHONY: demo test lint typecheck pytest bench env
+.PHONY: demo test lint typecheck pytest bench env docs package
 
 env:
-	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --user uv 2>/dev/null || $(PYTHON) -m pip install --quiet --break-system-packages uv
+	@if [ "$(UV)" = "$(TOOLS)/bin/uv" ] && [ ! -x "$(TOOLS)/bin/uv" ]; then \
+		echo "make: uv not found; installing it into $(TOOLS) (its own venv, not the system Python)"; \
+		$(PYTHON) -m venv "$(TOOLS)" && "$(TOOLS)/bin/python" -m pip install --quiet --disable-pip-version-check uv; \
+	fi
 	@$(SYNC) --quiet
 
 demo: env
