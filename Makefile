@@ -31,7 +31,24 @@ typecheck: env
 pytest: env
 	$(UV) run --no-sync pytest
 
-test: lint typecheck pytest
+# The docs site in strict mode: a broken link, anchor or API reference fails it.
+docs: env
+	$(UV) run --no-sync mkdocs build --strict
+
+# Build the sdist and the wheel, install the wheel into a fresh venv, and run it from there.
+package: env
+	@rm -rf dist
+	$(UV) build --quiet --out-dir dist
+	@check=$$(mktemp -d) && trap 'rm -rf "$$check"' EXIT && \
+	$(UV) venv --quiet --python $(PYTHON) "$$check/venv" && \
+	$(UV) pip install --quiet --python "$$check/venv/bin/python" "$$(ls dist/*.whl)" && \
+	(cd "$$check" && venv/bin/python -c "import stacksapi; print('import stacksapi', stacksapi.__version__)") && \
+	{ ! "$$check/venv/bin/stacksapi" --version 2>"$$check/err" && grep -q "stacksapi\[cli\]" "$$check/err" && \
+	  echo "without the cli extra: $$(cat "$$check/err")"; } && \
+	$(UV) pip install --quiet --python "$$check/venv/bin/python" "$$(ls dist/*.whl)[cli]" && \
+	"$$check/venv/bin/stacksapi" --version
+
+test: lint typecheck docs package pytest
 
 bench: env
 	$(UV) run --no-sync python bench/run_all.py
