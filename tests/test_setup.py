@@ -7,7 +7,6 @@ that record their arguments, so the test needs no network and changes nothing on
 
 from __future__ import annotations
 
-import os
 import shutil
 import stat
 import subprocess
@@ -98,5 +97,4 @@ def test_readme_names_commands_that_exist_after_make() -> None:
     assert ".venv/bin/stacksapi" in quick
     assert ".tools" in quick
     assert "pip install --user" not in readme
-    if os.environ.get("CI") is None:
-        assert (ROOT / ".venv" / "bin" / "stacksapi").exists()
+    assert "pip install stacksapi" not in readme  # no release yet: installs go from a clone
