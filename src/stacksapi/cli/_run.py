@@ -53,7 +53,14 @@ def _event_printer(verbose: bool) -> Any:
 @click.option("--key", default=None, help="Override stack.key.")
 @click.option("--queue", "queue_key", default=None, help="Override stack.queue_key.")
 @click.option("--max-in-flight", type=int, default=None, help="Override stack.max_in_flight.")
-@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics here.")
+@click.option(
+    "--metrics-port", type=int, default=None,
+    help="Serve /metrics, /healthz and /readyz on this port (0: any free port).",
+)  # fmt: skip
+@click.option(
+    "--metrics-host", default=None, metavar="ADDRESS",
+    help="Address the metrics and probes listen on (default 127.0.0.1; 0.0.0.0 in a pod).",
+)  # fmt: skip
 @click.option(
     "--agent-command", default=None, metavar="CMD",
     help="Override subprocess.command, e.g. 'buildkite-agent start --acquire-job {job_uuid}'.",
@@ -72,6 +79,7 @@ def run(  # noqa: PLR0917 - click passes options by name
     queue_key: str | None,
     max_in_flight: int | None,
     metrics_port: int | None,
+    metrics_host: str | None,
     agent_command: str | None,
     check: bool,
     all_events: bool,
@@ -112,6 +120,7 @@ def run(  # noqa: PLR0917 - click passes options by name
             "queue_key": queue_key,
             "max_in_flight": max_in_flight,
             "metrics_port": metrics_port,
+            "metrics_host": metrics_host,
             "base_url": base_url,
         }
         if agent_command is not None:
