@@ -102,7 +102,9 @@ class StatusServer:
             def capture_signals(self) -> Iterator[None]:
                 yield
 
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            app, log_config=None, log_level="warning", access_log=False, lifespan="off"
+        )
         self._server = server = _Quiet(config)
         self._task = asyncio.create_task(server.serve(sockets=[sock]), name="stack-status")
         for _ in range(3000):  # a few loop turns on a bound socket; 30 s at the very most
