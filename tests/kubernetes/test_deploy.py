@@ -101,6 +101,6 @@ def test_the_shipped_stack_toml_builds_a_kubernetes_dispatcher() -> None:
 
 def test_the_dockerfile_installs_the_extras_and_runs_as_non_root() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
-    assert '".[cli,kubernetes]"' in text
+    assert '".[cli,kubernetes,metrics]"' in text  # /metrics needs prometheus-client
     assert "USER 10001" in text
     assert 'ENTRYPOINT ["stacksapi"]' in text
