@@ -29,6 +29,7 @@ from ._common import (
     EXIT_USAGE,
     TOKEN_ENV,
     ApiOptions,
+    config_base_url_option,
     fail,
     open_client,
 )
@@ -61,10 +62,7 @@ def kubernetes() -> None:
     "--token", envvar=TOKEN_ENV, show_envvar=True, show_default=False, default=None,
     metavar="TOKEN", help="Cluster token, to fetch JOB by uuid from a live server.",
 )  # fmt: skip
-@click.option(
-    "--base-url", default=None, metavar="URL",
-    help="API base URL; else the config's base_url, else STACKSAPI_BASE_URL, else Buildkite's.",
-)  # fmt: skip
+@config_base_url_option
 def render(  # noqa: PLR0917 - click passes options by name
     config_path: str,
     job: str,

@@ -15,7 +15,15 @@ from typing import Any
 
 import click
 
-from ._common import EXIT_USAGE, TOKEN_ENV, error_hint, fail, redact, require_token
+from ._common import (
+    EXIT_USAGE,
+    TOKEN_ENV,
+    config_base_url_option,
+    error_hint,
+    fail,
+    redact,
+    require_token,
+)
 from ._render import console
 
 __all__ = ["run"]
@@ -46,10 +54,7 @@ def _event_printer(verbose: bool) -> Any:
     "--token", envvar=TOKEN_ENV, show_envvar=True, show_default=False, default=None,
     metavar="TOKEN", help="Cluster token (bkct_…). Never read from the config file.",
 )  # fmt: skip
-@click.option(
-    "--base-url", default=None, metavar="URL",
-    help="API base URL; else the config's base_url, else STACKSAPI_BASE_URL, else Buildkite's.",
-)  # fmt: skip
+@config_base_url_option
 @click.option("--key", default=None, help="Override stack.key.")
 @click.option("--queue", "queue_key", default=None, help="Override stack.queue_key.")
 @click.option("--max-in-flight", type=int, default=None, help="Override stack.max_in_flight.")
