@@ -218,3 +218,10 @@ def test_deploy_is_generated_from_the_chart_and_a_drift_is_caught(
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     assert done.returncode == 1
     assert "deploy/rbac.yaml is out of date with charts/stacksapi" in done.stderr
+
+
+def test_the_chart_ships_this_version_of_the_controller() -> None:
+    from stacksapi._version import __version__
+
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["appVersion"] == __version__
