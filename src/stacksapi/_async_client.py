@@ -49,13 +49,11 @@ T = TypeVar("T")
 class AsyncClient:
     """Asynchronous client of Buildkite's Stacks API. ``async with`` it, or ``await aclose()``.
 
-    ``token``: a cluster token; ``None`` reads ``BUILDKITE_CLUSTER_TOKEN``. ``base_url``: the
-    argument, else ``STACKSAPI_BASE_URL``, else ``https://agent.buildkite.com/v3/``. ``timeout``:
-    seconds or an ``httpx2.Timeout`` (default 30 s per read/write/pool wait, 10 s to connect);
-    ``None`` is refused, pass ``math.inf`` to wait forever on purpose. ``retry``: a
-    :class:`RetryPolicy`; or ``max_retries=N`` for the default policy with N retries (0: none).
-    Every method also takes ``retry=`` (a :class:`RetryPolicy`, or ``False``) and ``timeout=``
-    for that call alone.
+    The methods and arguments are those of :class:`Client`, awaitable (``iter_scheduled_jobs`` is
+    an async iterator), and ``http_client`` is an ``httpx2.AsyncClient``. In short: ``token``
+    ``None`` reads ``BUILDKITE_CLUSTER_TOKEN``; ``base_url`` ``None`` reads
+    ``STACKSAPI_BASE_URL``, else Buildkite's; ``max_retries=N`` is the default retry policy with N
+    retries.
     """
 
     def __init__(

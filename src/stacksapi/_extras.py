@@ -12,7 +12,7 @@ __all__ = ["EXTRA_MODULES", "MissingExtraError", "missing_extra"]
 EXTRA_MODULES: dict[str, frozenset[str]] = {
     "cli": frozenset({"click", "rich", "starlette", "uvicorn"}),
     "emulator": frozenset({"starlette", "uvicorn"}),
-    "metrics": frozenset({"prometheus_client"}),
+    "metrics": frozenset({"prometheus_client", "starlette", "uvicorn"}),
     "kubernetes": frozenset({"lightkube", "yaml"}),
 }
 """The top-level modules each extra of ``pyproject.toml`` installs."""
