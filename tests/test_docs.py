@@ -54,6 +54,8 @@ def test_the_docs_build_and_hold_the_api_reference(tmp_path: Path) -> None:
     client = (work / "site" / "reference" / "client" / "index.html").read_text()
     assert 'id="stacksapi.Client"' in client
     assert "max_retries" in client  # from the docstring, not written by hand
+    models = (work / "site" / "reference" / "models" / "index.html").read_text()
+    assert 'id="stacksapi.ScheduledJobsPage.to_dict"' in models  # inherited members shown
     home = (work / "site" / "index.html").read_text()
     assert "Quick start" in home  # the README is the home page
 
