@@ -325,3 +325,10 @@ def test_drop_closes_the_connection_under_every_event_loop(loop: str) -> None:
                 client.get_job("s1", "0190b3a4-0000-4000-8000-000000000001")
             assert client.get_token().is_clustered
     assert config.counts() == {"get_job": {"drop": 3}}  # one raw request, two client attempts
+
+
+def test_an_unknown_event_loop_is_refused_at_once() -> None:
+    from stacksapi.emulator import EmulatorServer
+
+    with pytest.raises(ValueError, match="loop: must be one of auto, asyncio, uvloop"):
+        EmulatorServer(loop="trio")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import socket
 import threading
 import time
@@ -23,6 +24,7 @@ from ._state import Emulator
 __all__ = ["EmulatorServer"]
 
 _START_TIMEOUT = 10.0
+_LOOPS = ("auto", "asyncio", "uvloop")
 _WILDCARD_TO_LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
 
 
@@ -68,6 +70,10 @@ class EmulatorServer:
         log_level: str = "warning",
         loop: str = "auto",
     ) -> None:
+        if loop not in _LOOPS:
+            raise ValueError(f"loop: must be one of {', '.join(_LOOPS)}, got {loop!r}")
+        if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ModuleNotFoundError("loop='uvloop' needs uvloop installed", name="uvloop")
         self.emulator = emulator if emulator is not None else Emulator()
         self.host = host
         self.app = create_app(self.emulator, middleware=middleware)
