@@ -375,6 +375,9 @@ class FaultMiddleware:
         if decision.kind is None:
             await self.app(scope, receive, send)
         elif decision.kind == "drop":
+            # Read the body first: closing a socket with unread bytes makes the kernel send a
+            # reset, which a client sees as a read error rather than a closed connection.
+            await self._drain(receive)
             await self._drop(send)
         else:
             await self._drain(receive)
