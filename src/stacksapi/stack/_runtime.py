@@ -1,4 +1,4 @@
-"""``Stack``: the loop that pulls scheduled jobs and hands them to a dispatcher.
+"""``StackRunner``: the loop that pulls scheduled jobs and hands them to a dispatcher.
 
 One asyncio task polls (register once, list the first pages, honour ``dispatch_paused``, filter,
 order, reserve within free capacity, issue job acquisition tokens, dispatch); another watches
@@ -51,11 +51,14 @@ from ._planning import (
 from ._ratelimit import RateLimiter
 from ._status import StatusServer
 
-__all__ = ["Stack", "StackExit"]
+__all__ = ["Stack", "StackExit", "StackRunner"]
 
 
-class Stack(InFlight):
-    """Runs one stack: ``await stack.run_async()`` in asyncio, or ``stack.run()`` in a script.
+class StackRunner(InFlight):
+    """Runs one stack: ``await runner.run_async()`` in asyncio, or ``runner.run()`` in a script.
+
+    Named apart from :class:`stacksapi.Stack`, the registered stack the API returns; the old
+    name ``stacksapi.stack.Stack`` still works as an alias.
 
     ``client`` is a ``stacksapi.AsyncClient`` (the caller opens and closes it), ``dispatcher``
     any :class:`~stacksapi.stack.Dispatcher`. ``on_event`` receives a
@@ -463,3 +466,7 @@ class Stack(InFlight):
         self._emit(EventKind.DISPATCH_FAILED, uuid, detail)
         await self._finish(uuid, detail)
         self._release(uuid)
+
+
+Stack = StackRunner
+"""The former name of :class:`StackRunner`, kept so existing code runs unchanged."""
