@@ -92,6 +92,16 @@ class EmulatorServer:
         return f"{self.url}/_emulator/"
 
     @property
+    def dashboard_url(self) -> str:
+        """The dashboard's address: it asks for the admin token (see ``dashboard_login_url``)."""
+        return f"{self.url}/"
+
+    def dashboard_login_url(self) -> str:
+        """The dashboard's address with a new one-time login: opening it sets a session cookie."""
+        path: str = self.app.state.dashboard.login_path()
+        return self.url + path
+
+    @property
     def token(self) -> str:
         """A cluster token the emulator accepts."""
         return self.emulator.token
