@@ -103,6 +103,7 @@ def serve(  # noqa: PLR0917 - click passes options by name
         em = info.emulator
         queue_lines = ", ".join(f"{q.key} ({q.scheduled_jobs} jobs)" for q in em.list_queues())
         click.echo(f"stacksapi emulator listening on {info.base_url}")
+        click.echo(f"  dashboard: {info.dashboard_login_url} (logs in once)")
         click.echo(f"  queues: {queue_lines}")
         click.echo(
             f"  rate limits: {'off' if no_rate_limits else 'on'}; "
