@@ -3,8 +3,8 @@
 Starts the demo, logs a headless Chromium in through the address the demo prints, waits until
 jobs are running and some have finished, and saves the page at 1280x800 (``docs/dashboard.png``),
 at phone width (``docs/dashboard-phone.png``) and one job's timeline (``docs/dashboard-job.png``).
-Needs Debian's ``chromium`` and ``chromium-driver`` (``/usr/bin/chromium``, ``/usr/bin/chromedriver``)
-and the dev environment (``make env``)::
+Needs Debian's ``chromium`` and ``chromium-driver`` (``/usr/bin/chromium``,
+``/usr/bin/chromedriver``) and the dev environment (``make env``)::
 
     uv run --no-sync python scripts/dashboard_screenshot.py
 """
