@@ -227,6 +227,9 @@ class Dashboard:
                     payload = json.dumps(build(session))
                 except EmulatorError as exc:
                     payload = json.dumps({"error": exc.message})
+                except Exception:  # a bug here must not end every viewer's stream silently
+                    log.exception("dashboard: cannot render an update")
+                    payload = json.dumps({"error": "internal dashboard error (see the log)"})
                 if payload != last:
                     yield f"event: update\ndata: {payload}\n\n"
                     last, quiet = payload, 0.0
