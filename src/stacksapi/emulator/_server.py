@@ -158,10 +158,13 @@ class EmulatorServer:
 
     def stop(self) -> None:
         """Stop serving and wait for the thread (idempotent)."""
+        closing = self.app.state.dashboard.closing
+        closing.set()  # live dashboard streams end within a tick instead of being cut
         if self._server is not None:
             self._server.wake()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        closing.clear()
         if self._socket is not None:
             with contextlib.suppress(OSError):
                 self._socket.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Any
@@ -77,6 +78,8 @@ class Dashboard:
         self.faults = faults
         self.interval = interval
         self.auth = DashboardAuth(emulator.is_admin_token)
+        self.closing = threading.Event()
+        """Set while the server shuts down: open streams end so shutdown need not cut them."""
 
     def login_path(self) -> str:
         """``/?login=CODE``: a new one-time login (append it to the server's address)."""
@@ -222,7 +225,7 @@ class Dashboard:
             yield "retry: 2000\n\n"
             last = ""
             quiet = 0.0
-            while self.auth.session(request) is not None:
+            while not self.closing.is_set() and self.auth.session(request) is not None:
                 try:
                     payload = json.dumps(build(session))
                 except EmulatorError as exc:
@@ -238,7 +241,8 @@ class Dashboard:
                     quiet = 0.0
                 await anyio.sleep(self.interval)
                 quiet += self.interval
-            yield "event: logout\ndata: {}\n\n"
+            if not self.closing.is_set():
+                yield "event: logout\ndata: {}\n\n"
 
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
