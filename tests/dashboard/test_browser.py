@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import httpx2
 import pytest
@@ -188,7 +189,7 @@ def test_without_the_login_link_the_page_asks_for_the_admin_token(
 
 
 class _Pages(http.server.BaseHTTPRequestHandler):
-    pages: dict[str, str] = {}
+    pages: ClassVar[dict[str, str]] = {}
 
     def do_GET(self) -> None:
         body = self.pages.get(self.path, "").encode()
@@ -205,7 +206,7 @@ class _Pages(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def elsewhere() -> Iterator[tuple[int, dict[str, str]]]:
     """Another origin on this host (another port): its pages, set by the test."""
-    pages: dict[str, str] = {}
+    pages: ClassVar[dict[str, str]] = {}
     handler = type("Pages", (_Pages,), {"pages": pages})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
