@@ -206,7 +206,7 @@ class _Pages(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def elsewhere() -> Iterator[tuple[int, dict[str, str]]]:
     """Another origin on this host (another port): its pages, set by the test."""
-    pages: ClassVar[dict[str, str]] = {}
+    pages: dict[str, str] = {}
     handler = type("Pages", (_Pages,), {"pages": pages})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
