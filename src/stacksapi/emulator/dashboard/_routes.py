@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Any
@@ -225,6 +226,7 @@ class Dashboard:
             yield "retry: 2000\n\n"
             last = ""
             quiet = 0.0
+            tick = time.monotonic()
             while not self.closing.is_set() and self.auth.session(request) is not None:
                 try:
                     payload = json.dumps(build(session))
@@ -239,7 +241,9 @@ class Dashboard:
                 elif quiet >= _KEEPALIVE_SECONDS:
                     yield ": keep-alive\n\n"
                     quiet = 0.0
-                await anyio.sleep(self.interval)
+                tick += self.interval  # a steady cadence, whatever an update cost
+                await anyio.sleep(max(0.0, tick - time.monotonic()))
+                tick = max(tick, time.monotonic() - self.interval)
                 quiet += self.interval
             if not self.closing.is_set():
                 yield "event: logout\ndata: {}\n\n"

@@ -227,12 +227,11 @@ def take_snapshot(em: Emulator, wanted: JobFilter) -> Snapshot:
     """Everything the main page shows, read under the emulator's lock."""
     with em.lock:
         now = em.tick()
+        jobs = em.jobs.values()
         per_queue: dict[str, Counter[str]] = {key: Counter() for key in em.queues}
-        pipelines: set[str] = set()
-        for job in em.jobs.values():
-            per_queue.setdefault(job.queue, Counter())[job.state] += 1
-            if job.pipeline.slug:
-                pipelines.add(job.pipeline.slug)
+        for (queue, state), n in Counter([(job.queue, job.state) for job in jobs]).items():
+            per_queue.setdefault(queue, Counter())[state] = n
+        pipelines = {job.pipeline.slug for job in jobs} - {None, ""}
         usage = em.limiter.usage(now) if em.rate_limits_enabled else {}
         budgets: dict[str, list[tuple[str, tuple[Budget, ...]]]] = {}
         stacks: list[StackView] = []
