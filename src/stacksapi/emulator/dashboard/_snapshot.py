@@ -231,7 +231,7 @@ def take_snapshot(em: Emulator, wanted: JobFilter) -> Snapshot:
         per_queue: dict[str, Counter[str]] = {key: Counter() for key in em.queues}
         for (queue, state), n in Counter([(job.queue, job.state) for job in jobs]).items():
             per_queue.setdefault(queue, Counter())[state] = n
-        pipelines = {job.pipeline.slug for job in jobs} - {None, ""}
+        pipelines = {job.pipeline.slug or "" for job in jobs} - {""}
         usage = em.limiter.usage(now) if em.rate_limits_enabled else {}
         budgets: dict[str, list[tuple[str, tuple[Budget, ...]]]] = {}
         stacks: list[StackView] = []
