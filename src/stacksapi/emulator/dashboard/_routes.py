@@ -8,22 +8,18 @@ sent at a steady interval and only when something changed.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
     JSONResponse,
     RedirectResponse,
     Response,
-    StreamingResponse,
 )
 from starlette.routing import BaseRoute, Route
 
@@ -35,6 +31,7 @@ from stacksapi.emulator._state import Emulator
 
 from ._actions import ACTIONS, MAX_FORM_BYTES, Action, ActionContext, parse_form
 from ._auth import LOGIN_PARAM, DashboardAuth, Session, same_origin
+from ._live import event_stream
 from ._render import render
 from ._snapshot import CANCELLABLE, STATE_ORDER, JobFilter, take_snapshot
 from ._timeline import timeline
@@ -54,7 +51,6 @@ _HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 _STATIC = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
-_KEEPALIVE_SECONDS = 15.0
 _FRAGMENTS = ("queues", "jobs", "stacks", "status", "controls")
 
 
@@ -88,12 +84,12 @@ class Dashboard:
 
     # --- rendering -------------------------------------------------------------------------------
 
-    def _fragments(self, wanted: JobFilter, session: Session) -> dict[str, Any]:
+    def _fragments(self, wanted: JobFilter, session: Session | None) -> dict[str, Any]:
         """The main page's live parts: HTML fragments by element id, and datalist values."""
         snap = take_snapshot(self.emulator, wanted)
         context = {
             "snap": snap,
-            "csrf": session.csrf,
+            "csrf": session.csrf if session is not None else "",
             "faults": self.faults,
             "manual_clock": isinstance(self.emulator.clock, ManualClock),
             "states": STATE_ORDER,
@@ -106,13 +102,13 @@ class Dashboard:
         }
         return {"html": html, "lists": lists}
 
-    def _job_fragments(self, job_id: str, session: Session) -> dict[str, Any]:
+    def _job_fragments(self, job_id: str, session: Session | None) -> dict[str, Any]:
         info = self.emulator.job(job_id)
         html = render(
             "_job.html",
             job=info,
             entries=timeline(info),
-            csrf=session.csrf,
+            csrf=session.csrf if session is not None else "",
             cancellable=info.state in CANCELLABLE,
         )
         return {"html": {"job": html}, "lists": {}}
@@ -126,6 +122,8 @@ class Dashboard:
         code = request.query_params.get(LOGIN_PARAM)
         if code is not None:
             session_id = self.auth.redeem(code)
+            if session_id is None and self.auth.session(request) is not None:
+                return RedirectResponse("/", status_code=303, headers=_HEADERS)  # logged in
             if session_id is None:
                 return self._login_page(
                     "This login link was already used or has expired. Enter the admin token."
@@ -172,7 +170,10 @@ class Dashboard:
     # --- login -----------------------------------------------------------------------------------
 
     async def login(self, request: Request) -> Response:
-        form = parse_form(await read_body(request, MAX_FORM_BYTES))
+        try:
+            form = parse_form(await read_body(request, MAX_FORM_BYTES))
+        except EmulatorError as exc:
+            return self._login_page(exc.message, exc.status)
         if not same_origin(request):
             return self._login_page("Cross-origin login refused.", 403)
         session_id = self.auth.login_with_token(form.get("token", "").strip())
@@ -183,7 +184,10 @@ class Dashboard:
         return response
 
     async def logout(self, request: Request) -> Response:
-        form = parse_form(await read_body(request, MAX_FORM_BYTES))
+        try:
+            form = parse_form(await read_body(request, MAX_FORM_BYTES))
+        except EmulatorError as exc:
+            return JSONResponse({"message": exc.message}, status_code=exc.status)
         refused = self.auth.refuse_post(request, form)
         if refused is not None:
             return JSONResponse({"message": refused}, status_code=403)
@@ -193,7 +197,7 @@ class Dashboard:
 
     # --- actions ---------------------------------------------------------------------------------
 
-    def _action(self, action: Action) -> Callable[[Request], object]:
+    def _action(self, action: Action) -> Callable[[Request], Awaitable[Response]]:
         async def handler(request: Request) -> Response:
             wants_json = "application/json" in request.headers.get("accept", "")
             try:
@@ -219,51 +223,25 @@ class Dashboard:
 
     # --- live streams ----------------------------------------------------------------------------
 
-    def _stream(
-        self, request: Request, session: Session, build: Callable[[Session], dict[str, Any]]
-    ) -> StreamingResponse:
-        async def events() -> AsyncIterator[str]:
-            yield "retry: 2000\n\n"
-            last = ""
-            quiet = 0.0
-            tick = time.monotonic()
-            while not self.closing.is_set() and self.auth.session(request) is not None:
-                try:
-                    payload = json.dumps(build(session))
-                except EmulatorError as exc:
-                    payload = json.dumps({"error": exc.message})
-                except Exception:  # a bug here must not end every viewer's stream silently
-                    log.exception("dashboard: cannot render an update")
-                    payload = json.dumps({"error": "internal dashboard error (see the log)"})
-                if payload != last:
-                    yield f"event: update\ndata: {payload}\n\n"
-                    last, quiet = payload, 0.0
-                elif quiet >= _KEEPALIVE_SECONDS:
-                    yield ": keep-alive\n\n"
-                    quiet = 0.0
-                tick += self.interval  # a steady cadence, whatever an update cost
-                await anyio.sleep(max(0.0, tick - time.monotonic()))
-                tick = max(tick, time.monotonic() - self.interval)
-                quiet += self.interval
-            if not self.closing.is_set():
-                yield "event: logout\ndata: {}\n\n"
-
-        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+    def _stream(self, request: Request, build: Callable[[], dict[str, Any]]) -> Response:
+        if self.auth.session(request) is None:
+            return JSONResponse({"message": "not logged in"}, status_code=401)
+        return event_stream(
+            build,
+            interval=self.interval,
+            logged_in=lambda: self.auth.session(request) is not None,
+            closing=self.closing.is_set,
+        )
 
     async def events(self, request: Request) -> Response:
-        session = self.auth.session(request)
-        if session is None:
-            return JSONResponse({"message": "not logged in"}, status_code=401)
         wanted = JobFilter.from_query(dict(request.query_params))
-        return self._stream(request, session, lambda s: self._fragments(wanted, s))
+        session = self.auth.session(request)
+        return self._stream(request, lambda: self._fragments(wanted, session))
 
     async def job_events(self, request: Request) -> Response:
-        session = self.auth.session(request)
-        if session is None:
-            return JSONResponse({"message": "not logged in"}, status_code=401)
         job_id = request.path_params["job_id"]
-        return self._stream(request, session, lambda s: self._job_fragments(job_id, s))
+        session = self.auth.session(request)
+        return self._stream(request, lambda: self._job_fragments(job_id, session))
 
     # --- routing ---------------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from stacksapi._endpoints import ENDPOINTS
-from stacksapi.emulator._cluster import TERMINAL
 from stacksapi.emulator._jobs import JobRecord
 from stacksapi.emulator._queues import CONNECTED_WITHIN_SECONDS
 from stacksapi.emulator._state import CANCEL_LATER, CANCEL_NOW, Emulator
@@ -280,7 +279,3 @@ def take_snapshot(em: Emulator, wanted: JobFilter) -> Snapshot:
             pipelines=tuple(sorted(pipelines)),
             rate_limits=em.rate_limits_enabled,
         )
-
-
-def is_terminal(state: str) -> bool:
-    return state in TERMINAL
