@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,16 +98,14 @@ def emulator_serve(*args: str) -> Iterator[Served]:
     )
     output: list[str] = []
     try:
-        assert process.stdout is not None
-        login = None
-        for line in process.stdout:
-            output.append(line)
-            found = _DASHBOARD_LINE.search(line)
-            if found:
-                login = found.group(1)
-                break
-        assert login is not None, "".join(output)
         threading.Thread(target=_drain, args=(process.stdout, output), daemon=True).start()
+        deadline = time.monotonic() + WAIT_SECONDS
+        login = None
+        while login is None and time.monotonic() < deadline and process.poll() is None:
+            found = _DASHBOARD_LINE.search("".join(output))
+            login = found.group(1) if found else None
+            time.sleep(0.05)
+        assert login is not None, "serve printed no dashboard address:\n" + "".join(output)
         yield Served(process, login, token, admin, output)
     finally:
         stop(process)

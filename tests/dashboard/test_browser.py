@@ -147,7 +147,11 @@ def test_watch_a_stack_run_pause_it_from_the_page_and_read_a_timeline(
         headers = {"Authorization": f"Token {served.admin_token}"}
         assert admin.get("/_emulator/queues/linux", headers=headers).json()["paused"] is True
     stack_log = tmp_path / "stack.log"
-    wait_for(driver, lambda d: "paused" in stack_log.read_text(), "the stack to notice the pause")
+    wait_for(
+        driver,
+        lambda d: "queue dispatch paused" in stack_log.read_text(),
+        "the stack to notice the pause",
+    )
     _schedule(driver, 2, "echo after the pause")
     wait_for(driver, lambda d: len(_states(d)) == 6, "the new jobs in the table")
     polled_before = _last_polled(served)

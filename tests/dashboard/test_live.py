@@ -14,7 +14,7 @@ import httpx2
 import pytest
 
 from stacksapi import Pipeline
-from stacksapi.emulator import Emulator, EmulatorServer, sample_jobs
+from stacksapi.emulator import Emulator, EmulatorServer, ManualClock, sample_jobs
 
 ROW = re.compile(r'<tr data-job="([0-9a-f-]{36})" data-state="([a-z_]+)"')
 
@@ -164,6 +164,32 @@ def test_the_job_page_tells_the_story(
     assert "bkjat_…#" in text  # the fingerprint only
     missing = browser.get("/dashboard/jobs/00000000-0000-4000-8000-000000000000")
     assert missing.status_code == 404
+
+
+def test_the_timeline_shows_an_expired_reservation_and_a_cancel() -> None:
+    clock = ManualClock()
+    emulator = Emulator(clock=clock, queues=["linux"], rate_limits=False)
+    job = emulator.create_job(queue="linux")
+    with (
+        EmulatorServer(emulator) as server,
+        httpx2.Client(base_url=server.url, timeout=10) as browser,
+    ):
+        browser.get(server.dashboard_login_url())
+        with _register(server, "slow", "linux") as stack:
+            body = {"job_uuids": [job], "reservation_expiry_seconds": 60}
+            stack.put("stacks/slow/scheduled-jobs/batch-reserve", json=body)
+        clock.advance(61)
+        page = browser.get("/")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        cancel = browser.post(f"/dashboard/actions/jobs/{job}/cancel", data={"csrf": csrf[1]})
+        assert cancel.status_code == 303
+        text = browser.get(f"/dashboard/jobs/{job}").text
+    order = ["Reserved by stack slow", "expired", "Back on the queue", "Canceled"]
+    positions = [text.index(step) for step in order]
+    assert positions == sorted(positions)
+    assert "reservation expiry" in text
+    assert "Cancel job" not in text  # nothing left to cancel
 
 
 def test_no_page_or_stream_shows_a_token(
