@@ -17,7 +17,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from stacksapi.emulator import Emulator, EmulatorServer
+from stacksapi.emulator import Emulator, EmulatorServer, sample_jobs
 
 from .browser import Served, chrome, emulator_serve, stop, wait_for
 
@@ -50,12 +50,19 @@ def _schedule(driver: WebDriver, count: int, command: str) -> None:
         field = form.find_element(By.NAME, name)
         field.clear()
         field.send_keys(value)
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _click(driver, "form.schedule button[type=submit]")
     wait_for(
         driver,
         lambda d: f"scheduled {count} job" in d.find_element(By.ID, "flash").text,
         "the page to confirm the jobs were scheduled",
     )
+
+
+def _click(driver: WebDriver, css: str) -> None:
+    """Click an element brought to the middle of the window (clear of the sticky header)."""
+    element = driver.find_element(By.CSS_SELECTOR, css)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
 
 
 def _log_in(driver: WebDriver, login_url: str) -> None:
@@ -111,7 +118,7 @@ def test_watch_a_stack_run_pause_it_from_the_page_and_read_a_timeline(
     assert "connected" in queue
 
     # A job's timeline, with the stack's notifications and the agent's output.
-    driver.find_element(By.CSS_SELECTOR, "#jobs tr[data-job] a.jobid").click()
+    _click(driver, "#jobs tr[data-job] a.jobid")
     timeline = wait_for(
         driver,
         lambda d: d.find_element(By.CSS_SELECTOR, ".timeline").text,
@@ -137,7 +144,7 @@ def test_watch_a_stack_run_pause_it_from_the_page_and_read_a_timeline(
     driver.find_element(By.CSS_SELECTOR, "a.back").click()
     _log_wait = wait_for(driver, lambda d: d.find_element(By.ID, "live").text == "live", "live")
     assert _log_wait
-    driver.find_element(By.CSS_SELECTOR, "[data-testid=dispatch-linux]").click()
+    _click(driver, "[data-testid=dispatch-linux]")
     wait_for(
         driver,
         lambda d: "Dispatch paused" in d.find_element(By.CSS_SELECTOR, "[data-queue=linux]").text,
@@ -160,7 +167,7 @@ def test_watch_a_stack_run_pause_it_from_the_page_and_read_a_timeline(
     assert _states(driver)[:2] == ["scheduled", "scheduled"]  # listed, polled, not reserved
 
     # Resume: the stack takes them.
-    driver.find_element(By.CSS_SELECTOR, "[data-testid=dispatch-linux]").click()
+    _click(driver, "[data-testid=dispatch-linux]")
     wait_for(driver, lambda d: _states(d) == ["finished"] * 6, "the stack to run the rest")
 
 
@@ -259,5 +266,40 @@ def test_a_page_on_another_origin_cannot_act_through_the_cookie(
             assert emulator.job_state(job) == "scheduled"
         # The same action from the dashboard itself works: the test could fail.
         _log_in(driver, server.dashboard_url)
-        driver.find_element(By.CSS_SELECTOR, "[data-testid=dispatch-linux]").click()
+        _click(driver, "[data-testid=dispatch-linux]")
         wait_for(driver, lambda d: emulator.queue("linux").paused, "the page's own pause")
+
+
+def test_filters_paging_and_phone_width_without_reloads(driver: WebDriver) -> None:
+    emulator = Emulator(queues=["linux", "gpu"])
+    emulator.create_jobs(sample_jobs(120, ["linux", "gpu"], seed=2))
+    first_gpu = next(j.id for j in emulator.list_jobs(queue="gpu"))
+    emulator.cancel_job(first_gpu)
+    with EmulatorServer(emulator) as server:
+        _log_in(driver, server.dashboard_login_url())
+        driver.execute_script("window.notReloaded = true")
+        assert len(_states(driver)) == 50
+        _click(driver, "#jobs .pager a[data-page='2']")
+        wait_for(driver, lambda d: "page 2 of 3" in d.find_element(By.ID, "jobs").text, "page 2")
+        assert "page=2" in driver.current_url
+        # A count in a queue card filters the table by queue and state.
+        _click(driver, "[data-queue=gpu] a[data-filter-state=canceled]")
+        wait_for(driver, lambda d: _states(d) == ["canceled"], "the canceled gpu job alone")
+        assert driver.find_element(By.CSS_SELECTOR, f"tr[data-job='{first_gpu}']")
+        state = driver.find_element(By.CSS_SELECTOR, "#filters select[name=state]")
+        assert state.get_attribute("value") == "canceled"
+        _click(driver, "#filters a[data-clear]")
+        wait_for(driver, lambda d: len(_states(d)) == 50, "the unfiltered first page")
+        assert driver.execute_script("return window.notReloaded") is True
+        # At phone width nothing sticks out sideways (the table scrolls inside its box).
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+        )
+        driver.refresh()
+        wait_for(driver, lambda d: d.find_element(By.ID, "live").text == "live", "live updates")
+        widths = driver.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert widths[0] <= widths[1] == 390
+        assert driver.find_element(By.CSS_SELECTOR, "[data-testid=dispatch-linux]").is_displayed()
