@@ -204,6 +204,16 @@ def test_no_page_or_stream_shows_a_token(
         assert server.token not in text
 
 
+def test_what_jobs_carry_is_shown_as_text_never_as_markup(
+    browser: httpx2.Client, emulator: Emulator
+) -> None:
+    evil = "<script>alert(1)</script>"
+    job = emulator.create_job(queue="linux", pipeline=Pipeline(slug=evil), command=evil)
+    for text in (browser.get("/").text, browser.get(f"/dashboard/jobs/{job}").text):
+        assert evil not in text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
 def test_the_dashboard_leaves_the_stacks_api_alone(
     server: EmulatorServer, browser: httpx2.Client, emulator: Emulator
 ) -> None:

@@ -78,8 +78,8 @@ def serve(  # noqa: PLR0917 - click passes options by name
 ) -> None:
     """Serve an emulated Stacks API until Ctrl-C (SIGINT) or SIGTERM.
 
-    Prints the base URL and an `export` line that points the CLI, a stack or
-    Buildkite's own tools at it.
+    Prints the base URL, the dashboard's address (a one-time login link) and an
+    `export` line that points the CLI, a stack or Buildkite's own tools at it.
 
     \b
     Examples:
