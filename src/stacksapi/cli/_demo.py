@@ -27,6 +27,7 @@ import click
 
 from stacksapi._endpoints import ENDPOINTS
 
+from ._demo_dashboard import KeepServing
 from ._demo_jobs import DEMO_QUEUE, DEMO_TAGS, DemoJob, Expect, build_jobs
 from ._demo_report import DemoReport, JobOutcome, render_summary, summary_json
 from ._demo_view import DemoView
@@ -155,7 +156,7 @@ def _job_spec(job: DemoJob) -> JobSpec:
 
 
 async def _run_demo(
-    settings: DemoSettings, view: DemoView, workdir: Path, log_dir: Path
+    settings: DemoSettings, view: DemoView, workdir: Path, log_dir: Path, hold: KeepServing
 ) -> DemoReport:
     from stacksapi import AsyncClient
     from stacksapi.emulator import Emulator, EmulatorServer
@@ -168,7 +169,7 @@ async def _run_demo(
     jobs = build_jobs(settings.jobs, seed=settings.seed)
     started = time.monotonic()
     server = EmulatorServer(emulator, middleware=[faults.middleware()] if faults else ())
-    with server:
+    with hold.serve(server):
         base_url = server.base_url
         view.event("emulator", f"serving the Stacks API on {base_url}")
         ids = emulator.create_jobs([_job_spec(j) for j in jobs])
@@ -339,6 +340,11 @@ def _collect(
     "--timeout", type=click.FloatRange(5, 3600), default=120.0, show_default=True,
     help="Give up (and fail) when the jobs have not ended by then.",
 )  # fmt: skip
+@click.option(
+    "--dashboard", is_flag=True,
+    help="Print the emulator dashboard's address at the start; keep the emulator up after the "
+    "summary until Ctrl-C.",
+)  # fmt: skip
 def demo(  # noqa: PLR0917 - click passes options by name
     job_count: int,
     concurrency: int,
@@ -348,6 +354,7 @@ def demo(  # noqa: PLR0917 - click passes options by name
     pause_seconds: float,
     keep_logs: str | None,
     timeout: float,
+    dashboard: bool,
 ) -> None:
     """Run a stack against the embedded emulator and prove it works (no account needed).
 
@@ -364,6 +371,7 @@ def demo(  # noqa: PLR0917 - click passes options by name
       stacksapi demo --chaos            # 5xx, 429s and latency injected
       stacksapi demo --json | jq .checks
       stacksapi demo --keep-logs ./demo-logs   # each job's output, one file per job
+      stacksapi demo --dashboard        # watch it in a browser; Ctrl-C to stop
     """
     settings = DemoSettings(
         jobs=job_count, concurrency=concurrency, chaos=chaos, seed=seed,
@@ -371,6 +379,7 @@ def demo(  # noqa: PLR0917 - click passes options by name
     )  # fmt: skip
     out = console()
     mode = "quiet" if as_json else ("live" if out.is_terminal else "lines")
+    hold = KeepServing(enabled=dashboard, console=None if as_json else out)
     stacks_logger = logging.getLogger("stacksapi")
     quiet = logging.NullHandler()
     if not stacks_logger.handlers and not logging.getLogger().handlers:
@@ -384,7 +393,7 @@ def demo(  # noqa: PLR0917 - click passes options by name
                 )
             with DemoView(out, total=job_count - 1, mode=mode) as view:
                 log_dir = Path(keep_logs) if keep_logs else Path(tmp) / "logs"
-                report = asyncio.run(_run_demo(settings, view, Path(tmp), log_dir))
+                report = asyncio.run(_run_demo(settings, view, Path(tmp), log_dir, hold))
     finally:
         stacks_logger.removeHandler(quiet)
     if as_json:
@@ -393,4 +402,5 @@ def demo(  # noqa: PLR0917 - click passes options by name
         render_summary(report, out)
         if keep_logs:
             out.print(f"agent logs (one per job): {keep_logs}")
+    hold.wait_then_stop()  # --dashboard: serve until Ctrl-C
     sys.exit(0 if report.ok else 1)

@@ -87,8 +87,8 @@ def serve(  # noqa: PLR0917 - click passes options by name
 ) -> None:
     """Serve an emulated Stacks API until Ctrl-C (SIGINT) or SIGTERM.
 
-    Prints the base URL and an `export` line that points the CLI, a stack or
-    Buildkite's own tools at it.
+    Prints the base URL, the dashboard's address (a one-time login link) and an
+    `export` line that points the CLI, a stack or Buildkite's own tools at it.
 
     \b
     Examples:
@@ -112,6 +112,7 @@ def serve(  # noqa: PLR0917 - click passes options by name
         queue_lines = ", ".join(f"{q.key} ({q.scheduled_jobs} jobs)" for q in em.list_queues())
         everywhere = f" (bound to {host}: every interface)" if host in _WILDCARDS else ""
         click.echo(f"stacksapi emulator listening on {info.base_url}{everywhere}")
+        click.echo(f"  dashboard: {info.dashboard_login_url} (logs in once)")
         click.echo(f"  queues: {queue_lines}")
         click.echo(
             f"  rate limits: {'off' if no_rate_limits else 'on'}; "

@@ -7,6 +7,7 @@ are ``{"message": ...}`` like the Stacks API.
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ._clock import ManualClock, to_datetime
+from ._faults import FaultConfig
 from ._http import decode_body, read_body, request_token
 from ._jobs import JobSpec
 from ._reply import EmulatorError, encode
@@ -26,8 +28,12 @@ __all__ = [
     "AdvanceClockRequest",
     "BulkJobsRequest",
     "CreateQueueRequest",
+    "FaultsRequest",
     "SetStateRequest",
     "admin_routes",
+    "advance_clock",
+    "faults_view",
+    "switch_faults",
 ]
 
 log = logging.getLogger("stacksapi.emulator")
@@ -53,6 +59,10 @@ class SetStateRequest(msgspec.Struct, kw_only=True, frozen=True):
 
 class AdvanceClockRequest(msgspec.Struct, kw_only=True, frozen=True):
     seconds: float
+
+
+class FaultsRequest(msgspec.Struct, kw_only=True, frozen=True):
+    enabled: bool
 
 
 Op = Callable[[Emulator, Request], Awaitable[tuple[int, Any]]]
@@ -171,26 +181,60 @@ async def _reset(em: Emulator, request: Request) -> tuple[int, Any]:
     return 204, None
 
 
-async def _advance(em: Emulator, request: Request) -> tuple[int, Any]:
-    req: AdvanceClockRequest = decode_body(request.state.body, AdvanceClockRequest)
+def advance_clock(em: Emulator, seconds: float) -> _dt.datetime:
+    """Move a manual clock forward (409 on the system clock, 422 for a bad amount); the new now."""
     if not isinstance(em.clock, ManualClock):
         raise EmulatorError(409, "clock: this emulator runs on the system clock")
-    if req.seconds < 0:
+    if not seconds >= 0:  # NaN too
         raise EmulatorError(422, "seconds: must be >= 0")
     try:
-        to_datetime(em.clock.now() + req.seconds)
+        to_datetime(em.clock.now() + seconds)
     except (OverflowError, ValueError, OSError):
         # Past year 9999 no time can be written any more: every later response would be a 500.
         raise EmulatorError(422, "seconds: would move the clock past year 9999") from None
-    now = em.clock.advance(req.seconds)
-    return 200, {"now": to_datetime(now)}
+    return to_datetime(em.clock.advance(seconds))
 
 
-def admin_routes(em: Emulator) -> list[BaseRoute]:
-    """The routes mounted at ``/_emulator``."""
+async def _advance(em: Emulator, request: Request) -> tuple[int, Any]:
+    req: AdvanceClockRequest = decode_body(request.state.body, AdvanceClockRequest)
+    return 200, {"now": advance_clock(em, req.seconds)}
+
+
+def faults_view(faults: FaultConfig | None) -> dict[str, Any]:
+    """Fault injection as the admin API shows it: configured, enabled, spec, injected so far."""
+    if faults is None:
+        return {"configured": False, "enabled": False, "spec": None, "injected": {}}
+    return {
+        "configured": True,
+        "enabled": faults.enabled,
+        "spec": faults.spec(),
+        "injected": faults.totals(),
+    }
+
+
+def switch_faults(faults: FaultConfig | None, enabled: bool) -> dict[str, Any]:
+    """Turn fault injection on or off (409 when the emulator was started without any)."""
+    if faults is None:
+        raise EmulatorError(
+            409, "faults: this emulator was started without fault injection (serve --faults SPEC)"
+        )
+    faults.enabled = enabled
+    log.info("emulator fault injection switched %s", "on" if enabled else "off")
+    return faults_view(faults)
+
+
+def admin_routes(em: Emulator, faults: FaultConfig | None = None) -> list[BaseRoute]:
+    """The routes mounted at ``/_emulator``; ``faults`` is the injection the app runs with."""
 
     def route(path: str, op: Op, method: str) -> Route:
         return Route(path, _wrap(em, op), methods=[method])
+
+    async def get_faults(em: Emulator, request: Request) -> tuple[int, Any]:
+        return 200, faults_view(faults)
+
+    async def set_faults(em: Emulator, request: Request) -> tuple[int, Any]:
+        req: FaultsRequest = decode_body(request.state.body, FaultsRequest)
+        return 200, switch_faults(faults, req.enabled)
 
     return [
         route("/", _overview, "GET"),
@@ -209,4 +253,6 @@ def admin_routes(em: Emulator) -> list[BaseRoute]:
         route("/counters", _counters, "GET"),
         route("/reset", _reset, "POST"),
         route("/clock/advance", _advance, "POST"),
+        route("/faults", get_faults, "GET"),
+        route("/faults", set_faults, "POST"),
     ]

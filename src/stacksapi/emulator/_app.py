@@ -32,10 +32,12 @@ from stacksapi._models import (
 from . import _agentapi as agentapi
 from . import _api as api
 from ._admin import admin_routes
+from ._faults import FaultConfig
 from ._http import MAX_BODY_BYTES, decode_body, read_body, request_token
 from ._ratelimit import RateDecision
 from ._reply import EmulatorError, encode
 from ._state import Emulator
+from .dashboard import Dashboard
 
 __all__ = ["MAX_BODY_BYTES", "create_app", "read_body", "request_token"]
 
@@ -112,6 +114,8 @@ class _Api:
         if endpoint.name == "get_token":
             key = "token " + em.token_info_id(token)  # no stack: one window per token
         decision = em.rate(key, endpoint.scope)
+        if endpoint.name != "get_token":
+            em.count_stack_call(key, limited=decision is not None and not decision.allowed)
         if decision is not None and not decision.allowed:
             raise _with_headers(_too_many(decision), decision)
         headers = decision.headers() if decision is not None else {}
@@ -228,11 +232,26 @@ async def _not_found(request: Request) -> Response:
     return _json(404, encode({"message": f"no such endpoint: {request.method} {request.url.path}"}))
 
 
+def _fault_config(middleware: Sequence[Middleware]) -> FaultConfig | None:
+    """The fault injection among ``middleware`` (the admin API and dashboard switch it)."""
+    for item in middleware:
+        config = item.kwargs.get("config")
+        if isinstance(config, FaultConfig):  # as FaultConfig.middleware() passes it
+            return config
+    return None
+
+
 def create_app(emulator: Emulator, *, middleware: Sequence[Middleware] = ()) -> Starlette:
-    """The ASGI app serving ``emulator``; ``middleware`` wraps it (fault injection goes here)."""
+    """The ASGI app serving ``emulator``; ``middleware`` wraps it (fault injection goes here).
+
+    ``app.state.dashboard`` is the :class:`~.dashboard.Dashboard` served at ``/``.
+    """
+    faults = _fault_config(middleware)
+    dashboard = Dashboard(emulator, faults=faults)
     routes: list[BaseRoute] = [
         Route("/v3/{path:path}", _Api(emulator).handle, methods=_METHODS),
-        Mount("/_emulator", routes=admin_routes(emulator)),
+        Mount("/_emulator", routes=admin_routes(emulator, faults)),
+        *dashboard.routes(),
         Route("/{path:path}", _not_found, methods=_METHODS),
     ]
     app = Starlette(
@@ -241,4 +260,5 @@ def create_app(emulator: Emulator, *, middleware: Sequence[Middleware] = ()) -> 
         exception_handlers={HTTPException: _http_error},
     )
     app.state.emulator = emulator
+    app.state.dashboard = dashboard
     return app

@@ -102,6 +102,7 @@ class Cluster:
         self.stacks: dict[str, StackRecord] = {}
         self.limiter = RateLimiter(self._limits)
         self.counts: dict[str, dict[int, int]] = {}
+        self.stack_calls: dict[str, tuple[int, int]] = {}
         self.job_tokens: dict[str, tuple[str, float, int, int]] = {}
         self.access_tokens: dict[str, str] = {}
         self.reservation_heap: list[tuple[float, str, int]] = []
@@ -168,6 +169,12 @@ class Cluster:
             per = self.counts.setdefault(endpoint, {})
             per[status] = per.get(status, 0) + 1
             self._changed.notify_all()  # a request may have moved a job: wake wait_for_state
+
+    def count_stack_call(self, stack_key: str, *, limited: bool) -> None:
+        """Count one authenticated Stacks API call of a stack key, and whether it got a 429."""
+        with self.lock:
+            calls, refused = self.stack_calls.get(stack_key, (0, 0))
+            self.stack_calls[stack_key] = (calls + 1, refused + limited)
 
     def counters(self) -> dict[str, dict[int, int]]:
         """Responses so far: ``{endpoint name: {status: count}}`` (429s included)."""

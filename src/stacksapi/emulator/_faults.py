@@ -106,12 +106,14 @@ class FaultConfig:
     """What to inject, from which seed, and how much was injected so far.
 
     ``per_endpoint`` keys are endpoint names (``"get_job"``, ``"list_scheduled_jobs"``...); an
-    override replaces ``default`` for that endpoint entirely.
+    override replaces ``default`` for that endpoint entirely. ``enabled`` switches injection off
+    and on at run time (the admin API and the dashboard flip it); the rates stay.
     """
 
     seed: int = 0
     default: FaultRates = field(default_factory=FaultRates)
     per_endpoint: Mapping[str, FaultRates] = field(default_factory=dict)
+    enabled: bool = True
     _lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
@@ -141,6 +143,12 @@ class FaultConfig:
     def rates_for(self, endpoint: str) -> FaultRates:
         """The rates that apply to ``endpoint``."""
         return self.per_endpoint.get(endpoint, self.default)
+
+    def spec(self) -> str:
+        """The rates as a compact spec (the reverse of :func:`parse_fault_spec`, seed left out)."""
+        items = [_rates_spec("", self.default)]
+        items += [_rates_spec(f"{name}:", r) for name, r in sorted(self.per_endpoint.items())]
+        return ",".join(i for i in items if i) or "none"
 
     def middleware(self) -> Middleware:
         """The starlette middleware applying this config, for ``create_app(middleware=...)``."""
@@ -200,6 +208,20 @@ class FaultConfig:
 # --- the compact spec ------------------------------------------------------------------------
 
 _KIND_FIELDS = {"500": "error_500", "503": "error_503", "429": "rate_limited_429", "drop": "drop"}
+
+
+def _rates_spec(prefix: str, rates: FaultRates) -> str:
+    items = [
+        f"{prefix}{kind}={getattr(rates, name):g}"
+        for kind, name in _KIND_FIELDS.items()
+        if getattr(rates, name)
+    ]
+    lo, hi = rates.latency
+    if hi:
+        items.append(f"{prefix}latency={lo * 1000:g}-{hi * 1000:g}ms")
+    return ",".join(items)
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$")
 
 
@@ -365,7 +387,7 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         found = match_endpoint(scope["method"], path[len(_API_PREFIX) :])
-        if found is None or self.config.rates_for(found[0].name).is_noop:
+        if not self.config.enabled or found is None or self.config.rates_for(found[0].name).is_noop:
             await self.app(scope, receive, send)
             return
         endpoint = found[0].name

@@ -91,5 +91,14 @@ class RateLimiter:
         current = len(window) + (0 if allowed else 1)
         return RateDecision(allowed, scope, limit, current, max(0, limit - len(window)), reset)
 
+    def usage(self, now: float) -> dict[tuple[str, str], tuple[int, int]]:
+        """``{(stack, scope): (used, limit)}`` for every window seen, without counting or pruning
+        anything (what the dashboard shows as each scope's budget draining and refilling)."""
+        edge = now - WINDOW_SECONDS
+        return {
+            (stack, scope): (sum(1 for t in window if t > edge), self.limit_for(scope))
+            for (stack, scope), window in self._windows.items()
+        }
+
     def clear(self) -> None:
         self._windows.clear()

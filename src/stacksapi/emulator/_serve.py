@@ -36,7 +36,8 @@ _MAX_JOBS = 1_000_000
 class ServeInfo:
     """What a running ``serve()`` offers: where it listens and the tokens to use it.
 
-    The tokens are :class:`Secret` so that printing this object shows none of them.
+    The tokens are :class:`Secret` so that printing this object shows none of them;
+    ``dashboard_login_url`` logs a browser in once (it holds a one-time code, not a token).
     """
 
     base_url: str
@@ -44,6 +45,7 @@ class ServeInfo:
     admin_token: Secret
     server: EmulatorServer
     faults: FaultConfig | None
+    dashboard_login_url: str = ""
 
     @property
     def emulator(self) -> Emulator:
@@ -228,6 +230,7 @@ def serve(
                     admin_token=Secret(emulator.admin_token),
                     server=server,
                     faults=fault_config,
+                    dashboard_login_url=server.dashboard_login_url(),
                 )
             )
         while not stop.wait(0.2):

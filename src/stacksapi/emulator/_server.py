@@ -107,6 +107,16 @@ class EmulatorServer:
         return f"{self.url}/_emulator/"
 
     @property
+    def dashboard_url(self) -> str:
+        """The dashboard's address: it asks for the admin token (see ``dashboard_login_url``)."""
+        return f"{self.url}/"
+
+    def dashboard_login_url(self) -> str:
+        """The dashboard's address with a new one-time login: opening it sets a session cookie."""
+        path: str = self.app.state.dashboard.login_path()
+        return self.url + path
+
+    @property
     def token(self) -> str:
         """A cluster token the emulator accepts."""
         return self.emulator.token
@@ -164,10 +174,13 @@ class EmulatorServer:
 
     def stop(self) -> None:
         """Stop serving and wait for the thread (idempotent)."""
+        closing = self.app.state.dashboard.closing
+        closing.set()  # live dashboard streams end within a tick instead of being cut
         if self._server is not None:
             self._server.wake()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        closing.clear()
         if self._socket is not None:
             with contextlib.suppress(OSError):
                 self._socket.close()
