@@ -49,6 +49,15 @@ _queue_option = click.option(
     metavar="KEY",
     help="The self-hosted queue (__default__ is the cluster's default queue).",
 )
+_stack_named_option = click.option(
+    "--stack",
+    "stack_option",
+    envvar=_STACK_ENV,
+    show_envvar=True,
+    default=None,
+    metavar="KEY",
+    help="The stack's key (or give it as the KEY argument).",
+)
 _uuids_argument = click.argument("job_uuids", nargs=-1, required=True, metavar="JOB_UUID...")
 
 
@@ -73,18 +82,25 @@ def _parse_metadata(pairs: tuple[str, ...]) -> dict[str, str]:
     help="Stack type; third-party stacks are custom.",
 )
 @click.option("--metadata", "-m", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
-@click.argument("key")
+@_stack_named_option
+@click.argument("key", required=False)
 @api_options
-def register(
-    api: ApiOptions, key: str, queue_key: str, stack_type: str, metadata: tuple[str, ...]
+def register(  # noqa: PLR0917 - click passes options positionally by name
+    api: ApiOptions,
+    key: str | None,
+    stack_option: str | None,
+    queue_key: str,
+    stack_type: str,
+    metadata: tuple[str, ...],
 ) -> None:
-    """Register (or update) the stack KEY for a queue. Idempotent.
+    """Register (or update) the stack KEY (or --stack KEY) for a queue. Idempotent.
 
     \b
     Examples:
       stacksapi register my-stack --queue linux -m region=eu -m owner=ci
-      stacksapi register my-stack --output json
+      stacksapi register --stack my-stack --queue linux --output json
     """
+    key = _one_stack_key(key, stack_option)
     meta = _parse_metadata(metadata)
     with open_client(api) as client:
         stack = client.register_stack(key, queue_key=queue_key, type=stack_type, metadata=meta)
@@ -95,21 +111,38 @@ def register(
 
 
 @click.command()
-@click.argument("key")
+@_stack_named_option
+@click.argument("key", required=False)
 @api_options
-def deregister(api: ApiOptions, key: str) -> None:
-    """Deregister the stack KEY, freeing its slot in the organization's stack limit.
+def deregister(api: ApiOptions, key: str | None, stack_option: str | None) -> None:
+    """Deregister the stack KEY (or --stack KEY), freeing its slot in the stack limit.
 
     \b
     Examples:
       stacksapi deregister my-stack
+      stacksapi deregister --stack my-stack
     """
+    key = _one_stack_key(key, stack_option)
     with open_client(api) as client:
         client.deregister_stack(key)
     if api.output == "json":
         emit_json({"deregistered": key})
     else:
         click.echo(f"deregistered stack {key}")
+
+
+def _one_stack_key(positional: str | None, option: str | None) -> str:
+    """The stack named by the KEY argument or ``--stack`` (or its variable), given once."""
+    ctx = click.get_current_context()
+    from_env = ctx.get_parameter_source("stack_option") is click.core.ParameterSource.ENVIRONMENT
+    if positional and option and positional != option and not from_env:
+        raise click.UsageError(
+            f"two stack keys: KEY {positional!r} and --stack {option!r}; give one", ctx
+        )
+    key = positional or option
+    if not key:
+        raise click.UsageError(f"which stack? pass --stack KEY (or KEY, or set {_STACK_ENV})", ctx)
+    return key
 
 
 @click.group()

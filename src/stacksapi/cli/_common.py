@@ -187,6 +187,8 @@ def open_client(api: ApiOptions) -> Iterator[Client]:
     from stacksapi import Client, RetryPolicy
     from stacksapi._version import __version__
 
+    from ._logging import verbosity
+
     try:
         client = Client(
             token,
@@ -194,6 +196,7 @@ def open_client(api: ApiOptions) -> Iterator[Client]:
             timeout=api.timeout,
             retry=RetryPolicy(max_attempts=api.max_attempts),
             user_agent_prefix=f"stacksapi-cli/{__version__}",
+            log_http_payloads=verbosity() >= 2,
         )
     except ValueError as exc:
         fail(f"bad connection settings: {exc}", code=EXIT_USAGE, secrets=(api.token,))

@@ -30,6 +30,7 @@ from stacksapi._endpoints import ENDPOINTS
 from ._demo_jobs import DEMO_QUEUE, DEMO_TAGS, DemoJob, Expect, build_jobs
 from ._demo_report import DemoReport, JobOutcome, render_summary, summary_json
 from ._demo_view import DemoView
+from ._logging import suspended, verbosity
 from ._render import console
 
 if TYPE_CHECKING:
@@ -325,6 +326,10 @@ def _collect(
 )  # fmt: skip
 @click.option("--chaos", is_flag=True, help=f"Inject faults ({CHAOS_SPEC}).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, no live view.")
+@click.option(
+    "--output", "-o", type=click.Choice(["table", "json"]), default=None,
+    help="json: the same as --json. Default: the live view and tables.",
+)  # fmt: skip
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the job mix.")
 @click.option(
     "--pause-seconds", type=click.FloatRange(0.5, 60), default=3.0, show_default=True,
@@ -343,6 +348,7 @@ def demo(  # noqa: PLR0917 - click passes options by name
     concurrency: int,
     chaos: bool,
     as_json: bool,
+    output: str | None,
     seed: int,
     pause_seconds: float,
     keep_logs: str | None,
@@ -361,31 +367,27 @@ def demo(  # noqa: PLR0917 - click passes options by name
       stacksapi demo
       stacksapi demo --jobs 100 --concurrency 16
       stacksapi demo --chaos            # 5xx, 429s and latency injected
-      stacksapi demo --json | jq .checks
+      stacksapi demo --json | jq .checks      # or -o json
       stacksapi demo --keep-logs ./demo-logs   # each job's output, one file per job
     """
     settings = DemoSettings(
         jobs=job_count, concurrency=concurrency, chaos=chaos, seed=seed,
         pause_seconds=pause_seconds, timeout=timeout,
     )  # fmt: skip
+    as_json = as_json or output == "json"
     out = console()
     mode = "quiet" if as_json else ("live" if out.is_terminal else "lines")
-    stacks_logger = logging.getLogger("stacksapi")
-    quiet = logging.NullHandler()
-    if not stacks_logger.handlers and not logging.getLogger().handlers:
-        stacks_logger.addHandler(quiet)  # the live view tells the story; no stray warnings
-    try:
-        with tempfile.TemporaryDirectory(prefix="stacksapi-demo-") as tmp:
-            if not as_json:
-                out.print(
-                    f"[bold]stacksapi demo[/]: {job_count} jobs, concurrency {concurrency}"
-                    + (", chaos on" if chaos else "")
-                )
-            with DemoView(out, total=job_count - 1, mode=mode) as view:
-                log_dir = Path(keep_logs) if keep_logs else Path(tmp) / "logs"
-                report = asyncio.run(_run_demo(settings, view, Path(tmp), log_dir))
-    finally:
-        stacks_logger.removeHandler(quiet)
+    # The live view tells the story: log lines only when asked for with -v.
+    quiet = contextlib.nullcontext() if verbosity() else suspended()
+    with quiet, tempfile.TemporaryDirectory(prefix="stacksapi-demo-") as tmp:
+        if not as_json:
+            out.print(
+                f"[bold]stacksapi demo[/]: {job_count} jobs, concurrency {concurrency}"
+                + (", chaos on" if chaos else "")
+            )
+        with DemoView(out, total=job_count - 1, mode=mode) as view:
+            log_dir = Path(keep_logs) if keep_logs else Path(tmp) / "logs"
+            report = asyncio.run(_run_demo(settings, view, Path(tmp), log_dir))
     if as_json:
         click.echo(json.dumps(summary_json(report), indent=2))
     else:

@@ -50,7 +50,7 @@ def _event_printer(verbose: bool) -> Any:
     "--base-url", default=None, metavar="URL",
     help="API base URL; else the config's base_url, else STACKSAPI_BASE_URL, else Buildkite's.",
 )  # fmt: skip
-@click.option("--key", default=None, help="Override stack.key.")
+@click.option("--stack", "--key", "key", default=None, metavar="KEY", help="Override stack.key.")
 @click.option("--queue", "queue_key", default=None, help="Override stack.queue_key.")
 @click.option("--max-in-flight", type=int, default=None, help="Override stack.max_in_flight.")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics here.")
@@ -129,6 +129,9 @@ def run(  # noqa: PLR0917 - click passes options by name
     from stacksapi.stack._logging import configure_logging
 
     if log_format is not None:
+        from ._logging import hand_over
+
+        hand_over()  # the runtime's own handler prints every line: none twice
         configure_logging("INFO", fmt=log_format)
 
     try:
