@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -9,6 +11,12 @@ from click.testing import CliRunner
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The job ids the CLI remembers go to the test's directory, never the home."""
+    monkeypatch.setenv("STACKSAPI_CACHE_DIR", str(tmp_path / "cache"))
 
 
 @pytest.fixture

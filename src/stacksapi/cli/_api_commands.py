@@ -7,13 +7,20 @@ or JSON. Limits are checked by the client before anything is sent (exit 2, namin
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stacksapi._models import DEFAULT_QUEUE_KEY, StackNotification, StackType
+from stacksapi._validate import crop_notification_detail
 
-from ._common import ApiOptions, api_options, fail, open_client
+if TYPE_CHECKING:
+    from stacksapi import Client
+
+from ._common import ApiOptions, Subject, api_options, fail, open_client
+from ._job_ids import JobIds
+from ._params import ISO_8601, SIGNAL_REASONS
 from ._render import emit_json, emit_kv, emit_table, mask_env, to_plain
 
 __all__ = [
@@ -58,7 +65,24 @@ _stack_named_option = click.option(
     metavar="KEY",
     help="The stack's key (or give it as the KEY argument).",
 )
-_uuids_argument = click.argument("job_uuids", nargs=-1, required=True, metavar="JOB_UUID...")
+_uuids_argument = click.argument("job_uuids", nargs=-1, required=True, metavar="JOB_ID...")
+_lookup_queue_option = click.option(
+    "--queue",
+    "lookup_queue",
+    envvar=_QUEUE_ENV,
+    show_envvar=True,
+    default=None,
+    metavar="KEY",
+    help="Queue whose scheduled jobs short ids are looked up in "
+    "(default: the one this stack was last listed with here, else __default__).",
+)
+
+
+def _full_ids(
+    client: Client, api: ApiOptions, stack_key: str, refs: Sequence[str], queue: str | None
+) -> list[str]:
+    """``refs`` with short job ids (the start of a uuid) replaced by the full uuids."""
+    return JobIds(api.base_url, stack_key).resolve(client, refs, queue)
 
 
 def _parse_metadata(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -102,7 +126,7 @@ def register(  # noqa: PLR0917 - click passes options positionally by name
     """
     key = _one_stack_key(key, stack_option)
     meta = _parse_metadata(metadata)
-    with open_client(api) as client:
+    with open_client(api, Subject(stack=key, queue=queue_key)) as client:
         stack = client.register_stack(key, queue_key=queue_key, type=stack_type, metadata=meta)
     if api.output == "json":
         emit_json(stack)
@@ -123,7 +147,7 @@ def deregister(api: ApiOptions, key: str | None, stack_option: str | None) -> No
       stacksapi deregister --stack my-stack
     """
     key = _one_stack_key(key, stack_option)
-    with open_client(api) as client:
+    with open_client(api, Subject(stack=key)) as client:
         client.deregister_stack(key)
     if api.output == "json":
         emit_json({"deregistered": key})
@@ -179,7 +203,7 @@ def jobs_list(  # noqa: PLR0917 - click passes options positionally by name
       stacksapi jobs list --stack my-stack --limit 100 --after CURSOR
       stacksapi jobs list --stack my-stack --all --output json | jq '.jobs[].id'
     """
-    with open_client(api) as client:
+    with open_client(api, Subject(stack=stack_key)) as client:
         page = client.list_scheduled_jobs(stack_key, queue_key=queue_key, limit=limit, after=after)
         found = list(page.jobs)
         pages = 1
@@ -240,17 +264,24 @@ def _clock_time(value: dt.datetime | None) -> str | None:
 
 @jobs.command("get")
 @_stack_option
+@_lookup_queue_option
 @click.option("--show-secrets", is_flag=True, help="Show secret-looking env values unmasked.")
-@click.argument("job_uuid")
+@click.argument("job_uuid", metavar="JOB_ID")
 @api_options
-def jobs_get(api: ApiOptions, stack_key: str, job_uuid: str, show_secrets: bool) -> None:
+def jobs_get(
+    api: ApiOptions, stack_key: str, lookup_queue: str | None, job_uuid: str, show_secrets: bool
+) -> None:
     """Show a job's command and environment (secret-looking values masked).
+
+    JOB_ID is a job uuid or its short id from `jobs list`.
 
     \b
     Examples:
       stacksapi jobs get --stack my-stack 0190f7d2-...
+      stacksapi jobs get --stack my-stack 0190f7d2
     """
-    with open_client(api) as client:
+    with open_client(api, Subject(stack=stack_key, jobs=1)) as client:
+        (job_uuid,) = _full_ids(client, api, stack_key, [job_uuid], lookup_queue)
         job = client.get_job(stack_key, job_uuid)
     env = mask_env(job.env, show_secrets=show_secrets)
     if api.output == "json":
@@ -262,17 +293,22 @@ def jobs_get(api: ApiOptions, stack_key: str, job_uuid: str, show_secrets: bool)
 
 @jobs.command("states")
 @_stack_option
+@_lookup_queue_option
 @_uuids_argument
 @api_options
-def jobs_states(api: ApiOptions, stack_key: str, job_uuids: tuple[str, ...]) -> None:
+def jobs_states(
+    api: ApiOptions, stack_key: str, lookup_queue: str | None, job_uuids: tuple[str, ...]
+) -> None:
     """Show the current state of jobs (scheduled, reserved, running, canceled, ...).
 
     \b
     Examples:
       stacksapi jobs states --stack my-stack UUID1 UUID2
+      stacksapi jobs states --stack my-stack 0190f7d2 0190f7e5   # short ids
     """
-    with open_client(api) as client:
-        states = client.get_job_states(stack_key, list(job_uuids))
+    with open_client(api, Subject(stack=stack_key, jobs=len(job_uuids))) as client:
+        uuids = _full_ids(client, api, stack_key, job_uuids, lookup_queue)
+        states = client.get_job_states(stack_key, uuids)
     if api.output == "json":
         emit_json(states)
     else:
@@ -288,10 +324,15 @@ def jobs_states(api: ApiOptions, stack_key: str, job_uuids: tuple[str, ...]) -> 
     default=None,
     help="Reservation expiry in seconds (1..3600; server default 900).",
 )
+@_lookup_queue_option
 @_uuids_argument
 @api_options
 def reserve(
-    api: ApiOptions, stack_key: str, job_uuids: tuple[str, ...], expiry_seconds: int | None
+    api: ApiOptions,
+    stack_key: str,
+    lookup_queue: str | None,
+    job_uuids: tuple[str, ...],
+    expiry_seconds: int | None,
 ) -> None:
     """Reserve scheduled jobs for the stack (again to extend a reservation).
 
@@ -299,9 +340,10 @@ def reserve(
     Examples:
       stacksapi reserve --stack my-stack UUID1 UUID2 --expiry 300
     """
-    with open_client(api) as client:
+    with open_client(api, Subject(stack=stack_key, jobs=len(job_uuids))) as client:
+        uuids = _full_ids(client, api, stack_key, job_uuids, lookup_queue)
         result = client.batch_reserve_jobs(
-            stack_key, list(job_uuids), reservation_expiry_seconds=expiry_seconds
+            stack_key, uuids, reservation_expiry_seconds=expiry_seconds
         )
     if api.output == "json":
         emit_json(result)
@@ -328,11 +370,13 @@ def tokens() -> None:
 @click.option(
     "--show-secrets", is_flag=True, help="Print the tokens themselves (masked otherwise)."
 )
+@_lookup_queue_option
 @_uuids_argument
 @api_options
-def tokens_issue(
+def tokens_issue(  # noqa: PLR0917 - click passes options positionally by name
     api: ApiOptions,
     stack_key: str,
+    lookup_queue: str | None,
     job_uuids: tuple[str, ...],
     lifetime_seconds: int | None,
     show_secrets: bool,
@@ -346,9 +390,10 @@ def tokens_issue(
       stacksapi tokens issue --stack my-stack UUID1 UUID2
       stacksapi tokens issue --stack my-stack UUID1 --show-secrets --output json
     """
-    with open_client(api) as client:
+    with open_client(api, Subject(stack=stack_key, jobs=len(job_uuids))) as client:
+        uuids = _full_ids(client, api, stack_key, job_uuids, lookup_queue)
         result = client.issue_job_acquisition_tokens(
-            stack_key, list(job_uuids), token_lifetime_seconds=lifetime_seconds
+            stack_key, uuids, token_lifetime_seconds=lifetime_seconds
         )
     if api.output == "json":
         emit_json(result, show_secrets=show_secrets)
@@ -374,12 +419,19 @@ def tokens_issue(
 @_stack_option
 @click.option("--detail", required=True, help="Why the job finished (at most 4 KB; cropped).")
 @click.option("--exit-status", type=int, default=-1, show_default=True, help="0 means success.")
-@click.option("--signal-reason", default=None, help="For example stack_error.")
-@click.argument("job_uuid")
+@click.option(
+    "--signal-reason",
+    type=click.Choice(SIGNAL_REASONS, case_sensitive=False),
+    default=None,
+    help="Why, in Buildkite's words; stack_error: the stack could not launch the job.",
+)
+@_lookup_queue_option
+@click.argument("job_uuid", metavar="JOB_ID")
 @api_options
 def finish(  # noqa: PLR0917 - click passes options positionally by name
     api: ApiOptions,
     stack_key: str,
+    lookup_queue: str | None,
     job_uuid: str,
     detail: str,
     exit_status: int,
@@ -393,13 +445,14 @@ def finish(  # noqa: PLR0917 - click passes options positionally by name
           --signal-reason stack_error
       stacksapi finish --stack my-stack UUID --detail "done elsewhere" --exit-status 0
     """
-    with open_client(api) as client:
+    with open_client(api, Subject(stack=stack_key, jobs=1)) as client:
+        (job_uuid,) = _full_ids(client, api, stack_key, [job_uuid], lookup_queue)
         client.finish_job(
             stack_key,
             job_uuid,
             detail=detail,
             exit_status=exit_status,
-            signal_reason=signal_reason,
+            signal_reason=signal_reason.lower() if signal_reason else None,
         )
     if api.output == "json":
         emit_json({"finished": job_uuid, "exit_status": exit_status})
@@ -409,18 +462,23 @@ def finish(  # noqa: PLR0917 - click passes options positionally by name
 
 @click.command()
 @_stack_option
-@click.option("--detail", required=True, help="The text to show on each job (1..256 chars).")
+@click.option(
+    "--detail", required=True, help="The text to show on each job (1..256 chars; cropped)."
+)
 @click.option(
     "--timestamp",
-    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"]),
+    type=ISO_8601,
     default=None,
-    help="When it happened (ISO 8601; default now, UTC if no offset).",
+    help="When it happened (ISO 8601, e.g. 2026-03-04T05:06:07.5+02:00; default now; UTC if "
+    "no offset).",
 )
+@_lookup_queue_option
 @_uuids_argument
 @api_options
-def notify(
+def notify(  # noqa: PLR0917 - click passes options positionally by name
     api: ApiOptions,
     stack_key: str,
+    lookup_queue: str | None,
     job_uuids: tuple[str, ...],
     detail: str,
     timestamp: dt.datetime | None,
@@ -431,10 +489,12 @@ def notify(
     Examples:
       stacksapi notify --stack my-stack --detail "VM is booting" UUID1 UUID2
     """
-    if timestamp is not None and timestamp.tzinfo is None:
-        timestamp = timestamp.replace(tzinfo=dt.UTC)
-    notes = [StackNotification(job_uuid=u, detail=detail, timestamp=timestamp) for u in job_uuids]
-    with open_client(api) as client:
+    detail, cropped = crop_notification_detail(detail, "--detail")
+    if cropped:  # said once here, rather than once per job by the client
+        click.echo(f"warning: {cropped} to {len(detail)}, ending in ' [cropped]'", err=True)
+    with open_client(api, Subject(stack=stack_key, jobs=len(job_uuids))) as client:
+        job_uuids = tuple(_full_ids(client, api, stack_key, job_uuids, lookup_queue))
+        notes = [StackNotification(u, detail, timestamp) for u in job_uuids]
         result = client.create_stack_notifications(stack_key, notes)
     failed: dict[str, str] = {}
     for err in result.errors:
