@@ -110,9 +110,10 @@ _API_OPTIONS: tuple[Callable[[Any], Any], ...] = (
     click.option(
         "--output",
         "-o",
-        type=click.Choice(["table", "json"]),
+        type=click.Choice(["table", "wide", "json"]),
         default=None,
-        help="Output format. Default: table on a terminal, json when piped.",
+        help="Output format (wide: a table with every column in full). "
+        "Default: table on a terminal, json when piped.",
     ),
     click.option(
         "--max-attempts",

@@ -15,10 +15,11 @@ import click
 from stacksapi._errors import StacksAPIError
 from stacksapi._version import __version__
 
-from ._api_commands import deregister, finish, jobs, notify, register, reserve, token, tokens
+from ._api_commands import deregister, register, token
 from ._common import EXIT_API_ERROR, env_flag, redact
 from ._demo import demo
 from ._emulator_commands import emulator
+from ._job_commands import finish, jobs, notify, reserve, tokens
 from ._logging import add_verbose_option, start
 from ._run import run
 

@@ -1,4 +1,4 @@
-"""Parameter types of the command line: ISO 8601 times and Buildkite's signal reasons."""
+"""Options and parameter types the commands share: the stack, the queue, job ids, times."""
 
 from __future__ import annotations
 
@@ -7,7 +7,20 @@ from typing import Any
 
 import click
 
-__all__ = ["ISO_8601", "SIGNAL_REASONS", "IsoTime"]
+from stacksapi._models import DEFAULT_QUEUE_KEY
+
+__all__ = [
+    "ISO_8601",
+    "QUEUE_ENV",
+    "SIGNAL_REASONS",
+    "STACK_ENV",
+    "IsoTime",
+    "lookup_queue_option",
+    "queue_option",
+    "stack_named_option",
+    "stack_option",
+    "uuids_argument",
+]
 
 SIGNAL_REASONS = (
     "agent_incompatible",
@@ -47,3 +60,46 @@ class IsoTime(click.ParamType[dt.datetime]):
 
 
 ISO_8601 = IsoTime()
+
+STACK_ENV = "STACKSAPI_STACK_KEY"
+QUEUE_ENV = "STACKSAPI_QUEUE_KEY"
+
+stack_option = click.option(
+    "--stack",
+    "stack_key",
+    envvar=STACK_ENV,
+    show_envvar=True,
+    required=True,
+    metavar="KEY",
+    help="The stack's key, as registered.",
+)
+queue_option = click.option(
+    "--queue",
+    "queue_key",
+    envvar=QUEUE_ENV,
+    show_envvar=True,
+    default=DEFAULT_QUEUE_KEY,
+    show_default=True,
+    metavar="KEY",
+    help="The self-hosted queue (__default__ is the cluster's default queue).",
+)
+stack_named_option = click.option(
+    "--stack",
+    "stack_option",
+    envvar=STACK_ENV,
+    show_envvar=True,
+    default=None,
+    metavar="KEY",
+    help="The stack's key (or give it as the KEY argument).",
+)
+uuids_argument = click.argument("job_uuids", nargs=-1, required=True, metavar="JOB_ID...")
+lookup_queue_option = click.option(
+    "--queue",
+    "lookup_queue",
+    envvar=QUEUE_ENV,
+    show_envvar=True,
+    default=None,
+    metavar="KEY",
+    help="Queue whose scheduled jobs short ids are looked up in "
+    "(default: the one this stack was last listed with here, else __default__).",
+)

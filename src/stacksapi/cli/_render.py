@@ -25,6 +25,7 @@ from ._common import redact
 
 __all__ = [
     "MASK",
+    "cell",
     "console",
     "emit_json",
     "emit_kv",
@@ -71,7 +72,8 @@ def emit_json(obj: object, *, show_secrets: bool = False) -> None:
     click.echo(text)
 
 
-def _cell(value: object) -> str:
+def cell(value: object) -> str:
+    """One value as table text: ``-`` for nothing, lists joined, token shapes masked."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -81,9 +83,9 @@ def _cell(value: object) -> str:
     if isinstance(value, Secret):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return ", ".join(_cell(v) for v in value) or "-"
+        return ", ".join(cell(v) for v in value) or "-"
     if isinstance(value, Mapping):
-        return ", ".join(f"{k}={_cell(v)}" for k, v in value.items()) or "-"
+        return ", ".join(f"{k}={cell(v)}" for k, v in value.items()) or "-"
     return redact(str(value))
 
 
@@ -100,7 +102,7 @@ def emit_table(
         # The first column holds ids (uuids): never fold them, people copy them.
         table.add_column(name, overflow="fold", no_wrap=i == 0)
     for row in rows:
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(cell(v) for v in row))
     console().print(table)
 
 
