@@ -36,13 +36,13 @@ __all__ = [
     "ApiOptions",
     "Subject",
     "api_options",
-    "bad_connection_settings",
     "describe_error",
     "env_flag",
     "error_hint",
     "fail",
     "handle_api_errors",
     "open_client",
+    "plain_http_refused",
     "redact",
     "require_token",
 ]
@@ -200,23 +200,22 @@ def open_client(api: ApiOptions, subject: Subject | None = None) -> Iterator[Cli
             allow_insecure_http=api.allow_insecure_http,
         )
     except ValueError as exc:
-        fail(bad_connection_settings(exc, api.base_url), code=EXIT_USAGE, secrets=(api.token,))
+        message = plain_http_refused(exc, api.base_url) or f"bad connection settings: {exc}"
+        fail(message, code=EXIT_USAGE, secrets=(api.token,))
     with client, handle_api_errors(api, subject):
         yield client
 
 
-def bad_connection_settings(exc: ValueError, base_url: str | None) -> str:
-    """The line for a client that refused its settings; plain http points at the CLI's flag."""
-    if (
-        isinstance(exc, RequestValidationError)
-        and exc.field == "base_url"
-        and ("plain http" in exc.limit)
-    ):
-        return (
-            f"--base-url {base_url} is plain http to a host that is not this machine: the token "
-            "would travel in clear. Use https, or pass --allow-insecure-http on a network you trust"
-        )
-    return f"bad connection settings: {exc}"
+def plain_http_refused(exc: ValueError, base_url: str | None) -> str | None:
+    """The line for a client that refused a plain http URL: it names the CLI's flag."""
+    if not isinstance(exc, RequestValidationError) or exc.field != "base_url":
+        return None
+    if "plain http" not in exc.limit:
+        return None
+    return (
+        f"--base-url {base_url} is plain http to a host that is not this machine: the token "
+        "would travel in clear. Use https, or pass --allow-insecure-http on a network you trust"
+    )
 
 
 @contextmanager

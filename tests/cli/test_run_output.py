@@ -1,0 +1,148 @@
+"""``stacksapi run`` for a first-time operator: token keys in files, where the work is, events."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from stacksapi import Build, Pipeline, Step
+from stacksapi.cli import cli
+from stacksapi.emulator import EmulatorServer, JobSpec
+
+CLI = [sys.executable, "-m", "stacksapi.cli"]
+SECRET = "bkct_in_a_file_0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (f'[stack]\nkey = "x"\ntoken = "{SECRET}"\n', "stack.token"),
+        (f'token = "{SECRET}"\n[stack]\nkey = "x"\n', "token"),
+        (f'[stack]\nkey = "x"\ncluster_token = "{SECRET}"\n', "stack.cluster_token"),
+        (f'[stack]\nkey = "x"\n[subprocess]\nagent_token = "{SECRET}"\n', "subprocess.agent_token"),
+    ],
+)
+def test_a_token_key_in_the_config_says_where_tokens_go(
+    runner: CliRunner, tmp_path: Path, text: str, key: str
+) -> None:
+    config = tmp_path / "stack.toml"
+    config.write_text(text)
+    result = runner.invoke(cli, ["run", "--config", str(config), "--check"])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert f"{key}: " in line
+    assert "never" in line
+    assert "BUILDKITE_CLUSTER_TOKEN" in line
+    assert "agent_token_env" in line
+    assert "did you mean" not in line
+    assert SECRET not in result.output
+
+
+def _config(tmp_path: Path, server: EmulatorServer, *, work_dir: Path | None = None) -> Path:
+    config = tmp_path / "stack.toml"
+    config.write_text(
+        "[stack]\n"
+        'key = "run-out"\n'
+        'queue_key = "linux"\n'
+        "poll_interval = 0.1\n"
+        "state_check_interval = 0.1\n"
+        "[subprocess]\n"
+        f"command = {json.dumps([sys.executable, '-m', 'stacksapi.emulator._agent'])}\n"
+        f'env = {{ BUILDKITE_AGENT_ENDPOINT = "{server.base_url}" }}\n'
+        + (f'work_dir = "{work_dir}"\n' if work_dir else "")
+    )
+    return config
+
+
+def _run_until_done(server: EmulatorServer, config: Path, ids: list[str]) -> tuple[int, str, str]:
+    """Run the stack until the jobs finished, then SIGTERM; its exit code and output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUILDKITE_", "STACKSAPI_"))}
+    env["BUILDKITE_CLUSTER_TOKEN"] = server.token
+    proc = subprocess.Popen(
+        [*CLI, "run", "--config", str(config), "--base-url", server.base_url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    em = server.emulator
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if all(em.job_state(i) == "finished" for i in ids):
+                break
+            time.sleep(0.1)
+        assert all(em.job_state(i) == "finished" for i in ids)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err
+
+
+def test_run_says_where_its_work_is_and_removes_a_directory_it_made(tmp_path: Path) -> None:
+    with EmulatorServer() as server:
+        server.emulator.create_queue("linux")
+        ids = server.emulator.create_jobs(1, queue="linux", command="echo hi")
+        code, out, err = _run_until_done(server, _config(tmp_path, server), ids)
+    assert code == 0, err
+    (work_line,) = [line for line in out.splitlines() if line.startswith("work directory ")]
+    work = Path(re.search(r"work directory (\S+)", work_line).group(1))  # type: ignore[union-attr]
+    assert "removed" in work_line
+    (logs_line,) = [line for line in out.splitlines() if line.startswith("agent logs ")]
+    assert str(work / "logs") in logs_line
+    assert not work.exists()  # made for this run, removed at its end
+
+
+def test_run_keeps_a_configured_work_directory(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    with EmulatorServer() as server:
+        server.emulator.create_queue("linux")
+        ids = server.emulator.create_jobs(1, queue="linux", command="echo hi")
+        code, out, err = _run_until_done(server, _config(tmp_path, server, work_dir=work), ids)
+    assert code == 0, err
+    assert f"work directory {work}" in out
+    assert (work / "logs" / f"{ids[0]}.log").read_text().strip().endswith("hi")
+
+
+def test_run_event_lines_name_the_pipeline_and_step(tmp_path: Path) -> None:
+    spec = JobSpec(
+        queue="linux",
+        pipeline=Pipeline(slug="payments-api"),
+        build=Build(number=42),
+        step=Step(key="unit-tests"),
+        command="true",
+    )
+    with EmulatorServer() as server:
+        server.emulator.create_queue("linux")
+        ids = server.emulator.create_jobs([spec])
+        code, out, err = _run_until_done(server, _config(tmp_path, server), ids)
+    assert code == 0, err
+    for kind in ("dispatched", "agent_ended"):
+        (line,) = [line for line in out.splitlines() if f" {kind} " in line]
+        assert ids[0][:8] in line
+        assert "payments-api/unit-tests" in line, line
+
+
+def test_run_off_loopback_over_plain_http_suggests_the_flag(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    config = tmp_path / "stack.toml"
+    config.write_text('[stack]\nkey = "x"\nqueue_key = "linux"\n')
+    result = runner.invoke(
+        cli,
+        ["run", "--config", str(config), "--base-url", "http://ci.example.invalid/v3/"],
+        env={"BUILDKITE_CLUSTER_TOKEN": SECRET},
+    )
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "--allow-insecure-http" in line
+    assert "allow_insecure_http=True" not in line
