@@ -47,6 +47,8 @@ _TERMINAL = frozenset(
     {"finished", "canceled", "expired", "timed_out", "skipped", "broken", "waiting_failed"}
 )
 _STACK_KEY = "demo-stack"
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (or SIGTERM) before the jobs ended, with nothing found wrong: as a shell reports it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +109,7 @@ class _Tracker:
                 # A user cancels the job in Buildkite while its agent is still starting.
                 state = self.emulator.cancel_job(outcome.uuid)
                 self.view.event(
-                    "cancel", f"{self.label(uuid)} cancelled by a user ({state})", style="yellow"
+                    "cancel", f"{self.label(uuid)} canceled by a user ({state})", style="yellow"
                 )
         elif kind == "agent_ended":
             status = event.data.get("exit_status")
@@ -254,6 +256,7 @@ async def _drive(
 ) -> None:
     """Play Buildkite's side: pause the queue mid-run, wait until every runnable job ended."""
     runnable = [o for o in outcomes if o.job.expect is not Expect.UNSERVED]
+    unserved = [o for o in outcomes if o.job.expect is Expect.UNSERVED]
     pause_after = max(1, int(len(runnable) * 0.35))
     deadline = time.monotonic() + settings.timeout
     pause_at: float | None = None
@@ -263,7 +266,9 @@ async def _drive(
         await asyncio.sleep(0.1)
         now = time.monotonic()
         done = sum(1 for o in runnable if emulator.job_state(o.uuid) in _TERMINAL)
-        view.set_counts(done=done, running=len(stack.in_flight))
+        # The bar counts every job the header announces: one not served is done once filtered.
+        handled = done + sum(1 for o in unserved if o.filtered)
+        view.set_counts(done=handled, running=len(stack.in_flight))
         if pause_at is None and done >= pause_after:
             emulator.pause_queue(DEMO_QUEUE)
             pause_at = now
@@ -283,8 +288,11 @@ async def _drive(
             view.event("stopped", "the stack stopped before the jobs ended", style="red")
             return
         if interrupted.is_set():
-            view.event("interrupted", "stopping the stack early", style="red")
-            report.stack_error = "interrupted before the jobs ended"
+            view.event("interrupted", "stopping the stack early", style="yellow")
+            report.interrupted = True
+            for o in outcomes:  # these never had the chance to end: not judged
+                ended = emulator.job_state(o.uuid) in _TERMINAL
+                o.interrupted = not ended and not (o.job.expect is Expect.UNSERVED and o.filtered)
             return
         if now > deadline:
             view.event("timeout", f"jobs still running after {settings.timeout:g} s", style="red")
@@ -357,10 +365,10 @@ def demo(  # noqa: PLR0917 - click passes options by name
     """Run a stack against the embedded emulator and prove it works (no account needed).
 
     Schedules a realistic mix of jobs (priorities, pipelines, real shell commands: most
-    succeed, some fail with an exit status, one is cancelled while its agent starts, one
+    succeed, some fail with an exit status, one is canceled while its agent starts, one
     targets tags this stack does not serve), pauses the queue mid-run, and ends with a
     summary. Exits 0 only when every job ended as expected, no job ran twice and nothing
-    was left reserved.
+    was left reserved; 1 when a check failed; 130 after Ctrl-C with nothing wrong so far.
 
     \b
     Examples:
@@ -385,7 +393,7 @@ def demo(  # noqa: PLR0917 - click passes options by name
                 f"[bold]stacksapi demo[/]: {job_count} jobs, concurrency {concurrency}"
                 + (", chaos on" if chaos else "")
             )
-        with DemoView(out, total=job_count - 1, mode=mode) as view:
+        with DemoView(out, total=job_count, mode=mode) as view:
             log_dir = Path(keep_logs) if keep_logs else Path(tmp) / "logs"
             report = asyncio.run(_run_demo(settings, view, Path(tmp), log_dir))
     if as_json:
@@ -394,4 +402,4 @@ def demo(  # noqa: PLR0917 - click passes options by name
         render_summary(report, out)
         if keep_logs:
             out.print(f"agent logs (one per job): {keep_logs}")
-    sys.exit(0 if report.ok else 1)
+    sys.exit(0 if report.ok else (EXIT_INTERRUPTED if not report.failed else 1))
