@@ -236,7 +236,7 @@ def test_rejected_notifications_are_listed_and_exit_1(
             f"key = '{STACK}'\nqueue_key = 'no-such-queue'",
             None,
             "queue 'no-such-queue' not found",
-            "Check the stack key",
+            "check --queue",
         ),
     ],
     ids=["bad-token", "unknown-queue"],

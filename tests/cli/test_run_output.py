@@ -146,3 +146,28 @@ def test_run_off_loopback_over_plain_http_suggests_the_flag(
     (line,) = result.stderr.strip().splitlines()
     assert "--allow-insecure-http" in line
     assert "allow_insecure_http=True" not in line
+
+
+@pytest.mark.parametrize(
+    ("queue", "suffix", "expected"),
+    [("nope", "/v3/", "check --queue"), ("linux", "/", "has no /v3/ path")],
+    ids=["unknown-queue", "no-v3"],
+)
+def test_run_stopped_by_an_error_points_at_the_fix(
+    runner: CliRunner, tmp_path: Path, queue: str, suffix: str, expected: str
+) -> None:
+    config = tmp_path / "stack.toml"
+    config.write_text(f'[stack]\nkey = "x"\nqueue_key = "{queue}"\n')
+    with EmulatorServer() as server:
+        server.emulator.create_queue("linux")
+        url = server.base_url.removesuffix("/v3/") + suffix
+        result = runner.invoke(
+            cli,
+            ["run", "--config", str(config), "--base-url", url],
+            env={"BUILDKITE_CLUSTER_TOKEN": server.token},
+        )
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: the stack stopped: ")
+    assert expected in line
+    assert "job uuid" not in line

@@ -94,7 +94,8 @@ def _missing_v3(base_url: str) -> str:
 
 def _not_found(exc: NotFoundError, subject: Subject) -> str:
     said = exc.message.lower()
-    if subject.queue is not None and ("queue" in said or "stack" not in said):
+    vague = not any(word in said for word in ("stack", "job", "endpoint"))
+    if subject.queue is not None and ("queue" in said or vague):
         return (
             f"Queue {subject.queue!r} is not a queue of this token's cluster: check --queue "
             "(a cluster queue's key; __default__ is the cluster's default queue)"

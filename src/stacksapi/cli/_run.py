@@ -22,8 +22,10 @@ import click
 
 from ._common import (
     BASE_URL_ENV,
+    DEFAULT_BASE_URL,
     EXIT_USAGE,
     TOKEN_ENV,
+    Subject,
     error_hint,
     fail,
     plain_http_refused,
@@ -179,10 +181,11 @@ def run(  # noqa: PLR0917 - click passes options by name
             secrets=(token,),
         )
     if not result.ok:
-        hint = error_hint(result.error) if result.error is not None else ""
-        fail(
-            f"the stack stopped: {result.reason}" + (f". {hint}" if hint else ""), secrets=(token,)
-        )
+        base = config.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        subject = Subject(stack=config.key, queue=config.queue_key)
+        hint = error_hint(result.error, base_url=base, subject=subject) if result.error else ""
+        hint = f". {hint[:1].upper()}{hint[1:]}" if hint else ""
+        fail(f"the stack stopped: {result.reason}{hint}", secrets=(token,))
 
 
 @contextmanager
