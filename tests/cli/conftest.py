@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from stacksapi.emulator import EmulatorServer
+
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -31,3 +33,10 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     ):
         monkeypatch.delenv(name, raising=False)
     return CliRunner()
+
+
+@pytest.fixture
+def server(stacks_emulator: EmulatorServer) -> EmulatorServer:
+    """The emulator with the queue the CLI tests use (``support.QUEUE``)."""
+    stacks_emulator.emulator.create_queue("linux")
+    return stacks_emulator

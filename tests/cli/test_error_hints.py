@@ -6,34 +6,12 @@ import datetime as dt
 import json
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
-from stacksapi.cli import cli
 from stacksapi.emulator import EmulatorServer
 from stacksapi.emulator._faults import parse_fault_spec
 
-QUEUE = "linux"
-
-
-@pytest.fixture
-def server(stacks_emulator: EmulatorServer) -> EmulatorServer:
-    stacks_emulator.emulator.create_queue(QUEUE)
-    return stacks_emulator
-
-
-def invoke(runner: CliRunner, server: EmulatorServer, *args: str, **env: str) -> Result:
-    full_env = {"BUILDKITE_CLUSTER_TOKEN": server.token, "STACKSAPI_BASE_URL": server.base_url}
-    full_env.update(env)
-    result = runner.invoke(cli, list(args), env=full_env)
-    assert server.token not in result.output
-    return result
-
-
-def one_error_line(result: Result) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
+from .support import QUEUE, invoke, one_error_line
 
 
 def test_register_on_an_unknown_queue_names_the_queue(

@@ -9,26 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from stacksapi.cli import cli
 from stacksapi.emulator import EmulatorServer
 
-QUEUE = "linux"
-
-
-@pytest.fixture
-def server(stacks_emulator: EmulatorServer) -> EmulatorServer:
-    stacks_emulator.emulator.create_queue(QUEUE)
-    return stacks_emulator
-
-
-def invoke(runner: CliRunner, server: EmulatorServer, *args: str, **env: str) -> Result:
-    full_env = {"BUILDKITE_CLUSTER_TOKEN": server.token, "STACKSAPI_BASE_URL": server.base_url}
-    full_env.update(env)
-    result = runner.invoke(cli, list(args), env=full_env)
-    assert server.token not in result.output
-    return result
+from .support import QUEUE, invoke
 
 
 def test_register_and_deregister_take_stack_option(

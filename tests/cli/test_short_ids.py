@@ -4,33 +4,14 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from stacksapi import Build, Pipeline, Step
-from stacksapi.cli import cli
 from stacksapi.emulator import EmulatorServer, JobSpec
 
-QUEUE = "linux"
+from .support import QUEUE, invoke
+
 STACK = "short-ids"
-
-
-@pytest.fixture
-def server(stacks_emulator: EmulatorServer) -> EmulatorServer:
-    stacks_emulator.emulator.create_queue(QUEUE)
-    return stacks_emulator
-
-
-def invoke(runner: CliRunner, server: EmulatorServer, *args: str, **env: str) -> Result:
-    full_env = {
-        "BUILDKITE_CLUSTER_TOKEN": server.token,
-        "STACKSAPI_BASE_URL": server.base_url,
-        "COLUMNS": "80",
-    }
-    full_env.update(env)
-    result = runner.invoke(cli, list(args), env=full_env)
-    assert server.token not in result.output
-    return result
 
 
 def long_jobs(server: EmulatorServer, n: int = 3) -> list[str]:
@@ -54,8 +35,9 @@ def test_jobs_list_fits_80_columns_with_short_ids(
 ) -> None:
     ids = long_jobs(server)
     result = invoke(
-        runner, server, "jobs", "list", "--stack", STACK, "--queue", QUEUE, "-o", "table"
-    )
+        runner, server, "jobs", "list", "--stack", STACK, "--queue", QUEUE, "-o", "table",
+        COLUMNS="80",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80, result.stdout
