@@ -47,7 +47,16 @@ def test_a_token_key_in_the_config_says_where_tokens_go(
     assert SECRET not in result.output
 
 
-def _config(tmp_path: Path, server: EmulatorServer, *, work_dir: Path | None = None) -> Path:
+AGENT = [sys.executable, "-m", "stacksapi.emulator._agent"]
+
+
+def _config(
+    tmp_path: Path,
+    server: EmulatorServer,
+    *,
+    work_dir: Path | None = None,
+    command: list[str] = AGENT,
+) -> Path:
     config = tmp_path / "stack.toml"
     config.write_text(
         "[stack]\n"
@@ -56,19 +65,21 @@ def _config(tmp_path: Path, server: EmulatorServer, *, work_dir: Path | None = N
         "poll_interval = 0.1\n"
         "state_check_interval = 0.1\n"
         "[subprocess]\n"
-        f"command = {json.dumps([sys.executable, '-m', 'stacksapi.emulator._agent'])}\n"
+        f"command = {json.dumps(command)}\n"
         f'env = {{ BUILDKITE_AGENT_ENDPOINT = "{server.base_url}" }}\n'
         + (f'work_dir = "{work_dir}"\n' if work_dir else "")
     )
     return config
 
 
-def _run_until_done(server: EmulatorServer, config: Path, ids: list[str]) -> tuple[int, str, str]:
+def _run_until_done(
+    server: EmulatorServer, config: Path, ids: list[str], *args: str
+) -> tuple[int, str, str]:
     """Run the stack until the jobs finished, then SIGTERM; its exit code and output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BUILDKITE_", "STACKSAPI_"))}
     env["BUILDKITE_CLUSTER_TOKEN"] = server.token
     proc = subprocess.Popen(
-        [*CLI, "run", "--config", str(config), "--base-url", server.base_url],
+        [*CLI, "run", "--config", str(config), "--base-url", server.base_url, *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     em = server.emulator
@@ -171,3 +182,29 @@ def test_run_stopped_by_an_error_points_at_the_fix(
     assert line.startswith("error: the stack stopped: ")
     assert expected in line
     assert "job uuid" not in line
+
+
+def test_run_says_each_event_once(tmp_path: Path) -> None:
+    """A failed dispatch is an event line on stdout, not also a warning on stderr."""
+    with EmulatorServer() as server:
+        server.emulator.create_queue("linux")
+        ids = server.emulator.create_jobs(1, queue="linux", command="true")
+        config = _config(tmp_path, server, command=[str(tmp_path / "no-such-agent")])
+        code, out, err = _run_until_done(server, config, ids)
+    assert code == 0, err
+    assert len([line for line in out.splitlines() if " dispatch_failed " in line]) == 1
+    assert "no-such-agent" not in err
+    assert ids[0] not in err
+
+
+def test_run_v_with_json_logs_keeps_to_its_level(tmp_path: Path) -> None:
+    with EmulatorServer() as server:
+        server.emulator.create_queue("linux")
+        ids = server.emulator.create_jobs(1, queue="linux", command="true")
+        code, _out, err = _run_until_done(
+            server, _config(tmp_path, server), ids, "-v", "--log-format", "json"
+        )
+    assert code == 0, err
+    records = [json.loads(line) for line in err.splitlines()]
+    assert records
+    assert {r["level"] for r in records} <= {"INFO", "WARNING", "ERROR"}

@@ -19,6 +19,7 @@ import click
 
 __all__ = [
     "add_verbose_option",
+    "events_printed",
     "hand_over",
     "setup",
     "start",
@@ -51,10 +52,13 @@ class _CliHandler(logging.Handler):
         super().__init__(logging.DEBUG)
         self.level_of_detail = 0
         self.paused = False
+        self.events_printed = False  # ``run`` prints each runtime event as a line of its own
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.paused:
             return False
+        if self.events_printed and self.level_of_detail == 0 and hasattr(record, "event"):
+            return False  # already a line on stdout: no warning says it twice
         if record.levelno >= logging.WARNING or self.level_of_detail >= 2:
             return True
         return self.level_of_detail == 1 and (
@@ -103,6 +107,7 @@ def setup(level: int) -> None:
     handler = _handler()
     handler.level_of_detail = level
     handler.paused = False
+    handler.events_printed = False
     logger = logging.getLogger(_LOGGER)
     # The client writes its per-call lines at DEBUG; nothing is formatted unless shown.
     logger.setLevel(logging.DEBUG if level else logging.NOTSET)
@@ -113,9 +118,15 @@ def setup(level: int) -> None:
 def hand_over() -> None:
     """Leave logging to a handler configured elsewhere (``run --log-format``): no double lines."""
     logger = logging.getLogger(_LOGGER)
+    logger.setLevel(logging.NOTSET)  # that handler's level decides, -v or not
     for handler in list(logger.handlers):
         if isinstance(handler, _CliHandler):
             logger.removeHandler(handler)
+
+
+def events_printed() -> None:
+    """The command prints the stack runtime's events itself: its event logs only with -v."""
+    _handler().events_printed = True
 
 
 @contextlib.contextmanager

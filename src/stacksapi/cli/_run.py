@@ -156,11 +156,13 @@ def run(  # noqa: PLR0917 - click passes options by name
     from stacksapi._errors import RequestValidationError
     from stacksapi.stack._logging import configure_logging
 
-    if log_format is not None:
-        from ._logging import hand_over
+    from ._logging import events_printed, hand_over
 
+    if log_format is not None:
         hand_over()  # the runtime's own handler prints every line: none twice
         configure_logging("INFO", fmt=log_format)
+    else:
+        events_printed()
 
     try:
         with _work_dir(config, custom=dispatcher is not None) as config:
