@@ -207,8 +207,12 @@ def _work_dir(config: Any, *, custom: bool) -> Iterator[Any]:
     work = Path(sub.work_dir).resolve()
     keep = made is None or sub.on_shutdown == "leave"
     out = console()
-    note = "kept" if made is None else ("made for this run; " + ("kept: agents may outlive the "
-           "stack" if keep else "removed when the stack stops"))  # fmt: skip
+    if made is None:
+        note = "kept"
+    elif keep:
+        note = "made for this run; kept: agents may outlive the stack"
+    else:
+        note = "made for this run; removed when the stack stops"
     out.print(f"work directory {work} ({note})", markup=False, highlight=False, soft_wrap=True)
     logs = Path(sub.log_dir).resolve() if sub.log_dir else work / "logs"
     where = "one file per job" + (
