@@ -105,3 +105,16 @@ def test_demo_takes_output_json_like_json() -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["ok"] is True
+
+
+def test_vv_bodies_mask_secret_looking_fields(runner: CliRunner, server: EmulatorServer) -> None:
+    """-vv shows a job's body, but masks its secrets as `jobs get` does in its own output."""
+    (job,) = server.emulator.create_jobs(
+        1, queue=QUEUE, command="make", env={"API_SECRET": "hush-123", "REGION": "eu-west-1"}
+    )
+    invoke(runner, server, "register", "s", "--queue", QUEUE)
+    result = invoke(runner, server, "jobs", "get", "--stack", "s", job, "-vv", "-o", "json")
+    assert result.exit_code == 0, result.output
+    assert "response body" in result.stderr
+    assert "eu-west-1" in result.stderr
+    assert "hush-123" not in result.stderr

@@ -3,7 +3,8 @@
 Without ``-v`` only warnings show (a retry with its backoff, a rate-limit wait, a cropped
 text), so a command never waits in silence. ``-v`` adds one line per API call (method, path,
 status, attempt, time) and the stack runtime's steps; ``-vv`` adds every detail, request and
-response bodies included. Everything passes through the client's redaction first.
+response bodies included. Everything passes through the client's redaction first, and a body's
+secret-looking fields (``API_SECRET``, ``DB_PASSWORD``, …) are masked as ``jobs get`` masks them.
 
 ``-v`` is counted before or after the subcommand (``stacksapi -v jobs list`` and
 ``stacksapi jobs list -v`` are the same); the total lives in the root context's ``meta``.
@@ -16,6 +17,8 @@ import logging
 from collections.abc import Iterator
 
 import click
+
+from ._render import mask_secret_fields
 
 __all__ = [
     "add_verbose_option",
@@ -67,6 +70,8 @@ class _CliHandler(logging.Handler):
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
+        if getattr(record, "payload", None) is not None:  # a body: as `jobs get` shows env
+            message = mask_secret_fields(message)
         if self.level_of_detail < 2:
             message = " ".join(message.split())  # one line each, up to -v
         warning = "warning: " if record.levelno >= logging.WARNING else ""

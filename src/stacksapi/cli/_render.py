@@ -31,11 +31,16 @@ __all__ = [
     "emit_kv",
     "emit_table",
     "mask_env",
+    "mask_secret_fields",
     "to_plain",
 ]
 
 MASK = MASKED
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE", re.IGNORECASE)
+_SECRET_FIELD = re.compile(
+    r'("[^"\\]*(?:TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE)[^"\\]*"\s*:\s*)"(?:[^"\\]|\\.)*"',
+    re.IGNORECASE,
+)
 
 
 def console(*, stderr: bool = False) -> Console:
@@ -62,6 +67,11 @@ def mask_env(env: Mapping[str, str], *, show_secrets: bool) -> dict[str, str]:
     if show_secrets:
         return dict(env)
     return {k: (MASK if _SECRET_NAME.search(k) else redact(v)) for k, v in env.items()}
+
+
+def mask_secret_fields(text: str) -> str:
+    """JSON text with the string value of every secret-looking key masked (``-vv`` bodies)."""
+    return _SECRET_FIELD.sub(lambda m: f'{m.group(1)}"{MASK}"', text)
 
 
 def emit_json(obj: object, *, show_secrets: bool = False) -> None:
