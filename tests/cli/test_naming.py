@@ -74,6 +74,7 @@ def test_verbose_after_the_subcommand_logs_one_line_per_api_call(
         ["-v", "jobs", "list", "--stack", "s", "--queue", QUEUE, "-o", "json"],
         ["jobs", "list", "--stack", "s", "--queue", QUEUE, "-o", "json", "-v"],
         ["jobs", "list", "-v", "--stack", "s", "--queue", QUEUE, "-o", "json"],
+        ["jobs", "-v", "list", "--stack", "s", "--queue", QUEUE, "-o", "json"],
     ):
         result = invoke(runner, server, *argv)
         assert result.exit_code == 0, result.output

@@ -153,11 +153,10 @@ def _count(ctx: click.Context, _param: click.Parameter, value: int) -> None:
 
 
 def add_verbose_option(command: click.Command) -> None:
-    """Give ``command`` (and every command under a group) its own ``-v``/``--verbose``."""
+    """Give ``command`` (and every group and command under it) its own ``-v``/``--verbose``."""
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             add_verbose_option(sub)
-        return
     if command.context_settings.get("ignore_unknown_options"):
         return  # passes its arguments on unchanged (``emulator agent``)
     if any("--verbose" in p.opts for p in command.params):
