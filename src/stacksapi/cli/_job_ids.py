@@ -18,6 +18,7 @@ saying where it looked. A full uuid, or anything that is not hex, is sent as giv
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -47,15 +48,15 @@ _UUID_LEN = 36
 
 def short_ids(uuids: Sequence[str]) -> dict[str, str]:
     """Each uuid's shortest start, at least :data:`SHORT_ID` long, that no other one shares."""
+    ordered = sorted({u.lower() for u in uuids})
+    shared: dict[str, int] = {}  # the longest start each shares with a sorted neighbour
+    for a, b in itertools.pairwise(ordered):
+        n = _common_start(a, b)
+        shared[a] = max(shared.get(a, 0), n)
+        shared[b] = max(shared.get(b, 0), n)
     out: dict[str, str] = {}
-    lowered = sorted({u.lower() for u in uuids})
     for uuid in uuids:
-        low = uuid.lower()
-        i = lowered.index(low)
-        longest = 0
-        for other in lowered[max(0, i - 1) : i] + lowered[i + 1 : i + 2]:  # sorted neighbours
-            longest = max(longest, _common_start(low, other))
-        length = max(SHORT_ID, longest + 1)
+        length = max(SHORT_ID, shared.get(uuid.lower(), 0) + 1)
         while length < len(uuid) and uuid[length - 1] == "-":
             length += 1  # never end on a dash
         out[uuid] = uuid[:length]
