@@ -136,3 +136,16 @@ def test_finish_signal_reason_takes_only_documented_values(
     line = one_error_line(result)
     assert "stack_error" in line
     assert "oops" in line
+
+
+def test_a_cropped_finish_detail_says_so(runner: CliRunner, server: EmulatorServer) -> None:
+    (job,) = server.emulator.create_jobs(1, queue=QUEUE, command="true")
+    invoke(runner, server, "register", "s", "--queue", QUEUE)
+    result = invoke(runner, server, "finish", "--stack", "s", job, "--detail", "y" * 5000)
+    assert result.exit_code == 0, result.output
+    (note,) = [line for line in result.stderr.splitlines() if "cropped" in line]
+    assert note.startswith("warning: ")
+    assert "5000" in note
+    finish = server.emulator.job(job).finish
+    assert finish is not None
+    assert "cropped" in (finish.detail or "")
