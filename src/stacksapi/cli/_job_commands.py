@@ -267,7 +267,9 @@ def tokens_issue(  # noqa: PLR0917 - click passes options positionally by name
     "--signal-reason",
     type=click.Choice(SIGNAL_REASONS, case_sensitive=False),
     default=None,
-    help="Why, in Buildkite's words; stack_error: the stack could not launch the job.",
+    metavar="REASON",
+    help="Why, as Buildkite names it: stack_error (the stack could not launch the job), "
+    f"or {', '.join(r for r in SIGNAL_REASONS if r != 'stack_error')}.",
 )
 @lookup_queue_option
 @click.argument("job_uuid", metavar="JOB_ID")
@@ -287,7 +289,7 @@ def finish(  # noqa: PLR0917 - click passes options positionally by name
     Examples:
       stacksapi finish --stack my-stack UUID --detail "no capacity in region" \\
           --signal-reason stack_error
-      stacksapi finish --stack my-stack UUID --detail "done elsewhere" --exit-status 0
+      stacksapi finish --stack my-stack 0190f7d2 --detail "done elsewhere" --exit-status 0
     """
     with open_client(api, Subject(stack=stack_key, jobs=1)) as client:
         (job_uuid,) = _full_ids(client, api, stack_key, [job_uuid], lookup_queue)
