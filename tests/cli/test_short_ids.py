@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -121,6 +122,9 @@ def test_an_ambiguous_short_id_is_an_error_naming_the_candidates(
     assert "0190f7d2-2" in line
     ok = invoke(runner, server, "jobs", "states", "--stack", STACK, "0190f7d2-2", "-o", "json")
     assert json.loads(ok.stdout)["states"] == {b: "scheduled"}
+    # Without the dashes, in capitals: the same job.
+    ok = invoke(runner, server, "jobs", "states", "--stack", STACK, "0190F7D22", "-o", "json")
+    assert json.loads(ok.stdout)["states"] == {b: "scheduled"}
 
 
 def test_an_unknown_short_id_says_where_it_looked(
@@ -134,3 +138,22 @@ def test_an_unknown_short_id_says_where_it_looked(
     assert "deadbeef" in line
     assert "linux" in line
     assert "full uuid" in line
+
+
+def test_a_damaged_or_unwritable_cache_costs_only_the_cache(
+    runner: CliRunner, server: EmulatorServer, tmp_path: Path
+) -> None:
+    (job,) = long_jobs(server, 1)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "job-ids.json").write_text("{not json")
+    got = invoke(runner, server, "jobs", "get", "--stack", STACK, "--queue", QUEUE, job[:8],
+                 "-o", "json", STACKSAPI_CACHE_DIR=str(cache))  # fmt: skip
+    assert got.exit_code == 0, got.output
+    assert json.loads(got.stdout)["id"] == job
+    blocked = tmp_path / "a-file-not-a-directory"
+    blocked.write_text("")
+    got = invoke(runner, server, "jobs", "get", "--stack", STACK, "--queue", QUEUE, job[:8],
+                 "-o", "json", STACKSAPI_CACHE_DIR=str(blocked))  # fmt: skip
+    assert got.exit_code == 0, got.output
+    assert json.loads(got.stdout)["id"] == job

@@ -101,8 +101,8 @@ class JobIds:
         now = int(time.time())
         for uuid in uuids:
             if len(uuid) == _UUID_LEN:
-                old = self._mine.get(uuid.lower())
-                self._mine[uuid.lower()] = (now, queue or (old[1] if old else None))
+                old = self._mine.get(uuid)
+                self._mine[uuid] = (now, queue or (old[1] if old else None))
         fresh = [(u, v) for u, v in self._mine.items() if now - v[0] < _KEEP_SECONDS]
         fresh.sort(key=lambda kv: kv[1][0], reverse=True)
         self._mine = dict(fresh[:_KEEP_PER_STACK])
@@ -111,12 +111,18 @@ class JobIds:
 
     def _save(self) -> None:
         path = _cache_file()
-        with contextlib.suppress(OSError):  # a read-only home only costs the cache
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".job-ids-")
+        except OSError:  # a read-only home only costs the cache
+            return
+        try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(self._all, f)
             os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
     def queues(self) -> list[str]:
         """The queues this stack's jobs were listed from here, most recent first."""
@@ -137,14 +143,14 @@ class JobIds:
             queues = [queue] if queue else (self.queues()[:3] or [DEFAULT_QUEUE_KEY])
             for q in queues:
                 scheduled += _scheduled(client, self.stack_key, q)
-        known = set(self._mine) | {u.lower() for u in scheduled}
+        known = {*self._mine, *scheduled}
         out = [self._one(r, known, queues) if r in prefixes else r for r in refs]
         self.remember(out)
         return out
 
     def _one(self, ref: str, known: set[str], queues: list[str]) -> str:
-        prefix = ref.lower()
-        matches = sorted(u for u in known if u.startswith(prefix))
+        prefix = _bare(ref)  # with or without the dashes, any case
+        matches = sorted(u for u in known if _bare(u).startswith(prefix))
         if len(matches) == 1:
             return matches[0]
         if not matches:
@@ -170,12 +176,16 @@ def _entries(value: object) -> dict[str, tuple[int, str | None]]:
     return out
 
 
+def _bare(uuid: str) -> str:
+    return uuid.replace("-", "").lower()
+
+
 def _is_prefix(ref: str) -> bool:
     """A start of a uuid (hex and dashes, shorter than a uuid); too short is a usage error."""
     low = ref.lower()
     if len(low) >= _UUID_LEN or not _PREFIX.fullmatch(low):
         return False
-    if len(low.replace("-", "")) < MIN_PREFIX:
+    if len(_bare(low)) < MIN_PREFIX:
         raise click.UsageError(
             f"job id {ref!r} is too short: give at least {MIN_PREFIX} characters or the full uuid"
         )
