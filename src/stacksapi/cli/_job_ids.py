@@ -1,8 +1,8 @@
 """Short job ids: the start of a job uuid, accepted wherever a uuid is (like git's short hashes).
 
 ``jobs list`` shows each job by the first 8 characters of its uuid, longer where 8 would not
-tell the listed jobs apart (Buildkite's uuids start with a timestamp, so jobs scheduled in the
-same minute share a start). A command given a short id looks it up in two places:
+tell the listed jobs apart (time-ordered UUIDv7s start with a timestamp, so jobs scheduled close
+together share a start). A command given a short id looks it up in two places:
 
 * the jobs scheduled for the stack's queue (``--queue``, else the queues this stack was
   listed with here, else ``__default__``): what the server can tell;
