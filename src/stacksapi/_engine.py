@@ -326,7 +326,7 @@ class Attempts:
         if decision.retry:
             self.wait = decision.wait
             self.ambiguous = self.ambiguous or status >= 500
-            self._warn_retry(error.message if status != 429 else f"429 {error.message}", self.wait)
+            self._warn_retry(f"{status} {error.message}", self.wait)
             return None
         if decision.too_long:
             self.core.logger.warning(

@@ -94,3 +94,20 @@ def test_job_mix(count: int) -> None:
 def test_job_mix_needs_four_jobs() -> None:
     with pytest.raises(ValueError, match="at least 4"):
         build_jobs(3)
+
+
+def test_an_interrupted_run_leaves_unended_jobs_unjudged() -> None:
+    outcomes = healthy()
+    outcomes[0].state, outcomes[0].exit_status, outcomes[0].interrupted = "scheduled", None, True
+    r = report(outcomes)
+    r.interrupted = True
+    assert failed(r) == set()
+    assert not r.failed
+    assert not r.ok  # it proved less than it set out to
+    assert outcomes[0].verdict == "-"
+    data = summary_json(r)
+    assert data["interrupted"] is True
+    assert data["jobs"][0]["as_expected"] is None
+    # What did end is still judged.
+    outcomes[1].exit_status = 0
+    assert failed(report(outcomes)) == {"every job ended as expected"}

@@ -17,23 +17,11 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from stacksapi._errors import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    RequestValidationError,
-    ResponseValidationError,
-    ServerError,
-    StacksAPIError,
-    UnprocessableEntityError,
-)
+from stacksapi._errors import RequestValidationError, StacksAPIError
 from stacksapi._models import MASKED
 from stacksapi._redact import redact_tokens
+
+from ._hints import BASE_URL_ENV, TOKEN_ENV, Subject, describe_error, error_hint
 
 if TYPE_CHECKING:
     from stacksapi import Client
@@ -46,6 +34,7 @@ __all__ = [
     "EXIT_USAGE",
     "TOKEN_ENV",
     "ApiOptions",
+    "Subject",
     "api_options",
     "config_base_url_option",
     "describe_error",
@@ -54,6 +43,7 @@ __all__ = [
     "fail",
     "handle_api_errors",
     "open_client",
+    "plain_http_refused",
     "redact",
     "require_token",
 ]
@@ -62,8 +52,6 @@ EXIT_OK = 0
 EXIT_API_ERROR = 1
 EXIT_USAGE = 2
 
-TOKEN_ENV = "BUILDKITE_CLUSTER_TOKEN"  # noqa: S105 - a variable name, not a secret
-BASE_URL_ENV = "STACKSAPI_BASE_URL"
 DEFAULT_BASE_URL = "https://agent.buildkite.com/v3/"
 
 
@@ -93,6 +81,7 @@ class ApiOptions:
     output: str
     timeout: float
     max_attempts: int = 5
+    allow_insecure_http: bool = False
 
 
 def _auto_output() -> str:
@@ -122,9 +111,10 @@ _API_OPTIONS: tuple[Callable[[Any], Any], ...] = (
     click.option(
         "--output",
         "-o",
-        type=click.Choice(["table", "json"]),
+        type=click.Choice(["table", "wide", "json"]),
         default=None,
-        help="Output format. Default: table on a terminal, json when piped.",
+        help="Output format (wide: a table with every column in full). "
+        "Default: table on a terminal, json when piped.",
     ),
     click.option(
         "--max-attempts",
@@ -140,6 +130,11 @@ _API_OPTIONS: tuple[Callable[[Any], Any], ...] = (
         show_default=True,
         help="Seconds to wait for each HTTP request.",
     ),
+    click.option(
+        "--allow-insecure-http",
+        is_flag=True,
+        help="Allow a plain http --base-url off this machine (the token travels in clear).",
+    ),
 )
 
 
@@ -154,6 +149,7 @@ def api_options(func: F) -> F:
         output: str | None,
         timeout: float,
         max_attempts: int,
+        allow_insecure_http: bool,
         **kwargs: Any,
     ) -> Any:
         api = ApiOptions(
@@ -162,6 +158,7 @@ def api_options(func: F) -> F:
             output=output or _auto_output(),
             timeout=timeout,
             max_attempts=max_attempts,
+            allow_insecure_http=allow_insecure_http,
         )
         return func(api, *args, **kwargs)
 
@@ -191,11 +188,16 @@ def require_token(token: str | None) -> str:
 
 
 @contextmanager
-def open_client(api: ApiOptions) -> Iterator[Client]:
-    """A :class:`~stacksapi.Client` for ``api``; API errors become one line and exit 1."""
+def open_client(api: ApiOptions, subject: Subject | None = None) -> Iterator[Client]:
+    """A :class:`~stacksapi.Client` for ``api``; API errors become one line and exit 1.
+
+    ``subject`` (what the command named) lets a 404 say which thing the server did not know.
+    """
     token = require_token(api.token)
     from stacksapi import Client, RetryPolicy
     from stacksapi._version import __version__
+
+    from ._logging import verbosity
 
     try:
         client = Client(
@@ -204,75 +206,37 @@ def open_client(api: ApiOptions) -> Iterator[Client]:
             timeout=api.timeout,
             retry=RetryPolicy(max_attempts=api.max_attempts),
             user_agent_prefix=f"stacksapi-cli/{__version__}",
+            log_http_payloads=verbosity() >= 2,
+            allow_insecure_http=api.allow_insecure_http,
         )
     except ValueError as exc:
-        fail(f"bad connection settings: {exc}", code=EXIT_USAGE, secrets=(api.token,))
-    with client, handle_api_errors(api):
+        message = plain_http_refused(exc, api.base_url) or f"bad connection settings: {exc}"
+        fail(message, code=EXIT_USAGE, secrets=(api.token,))
+    with client, handle_api_errors(api, subject):
         yield client
 
 
+def plain_http_refused(exc: ValueError, base_url: str | None) -> str | None:
+    """The line for a client that refused a plain http URL: it names the CLI's flag."""
+    if not isinstance(exc, RequestValidationError) or exc.field != "base_url":
+        return None
+    if "plain http" not in exc.limit:
+        return None
+    return (
+        f"--base-url {base_url} is plain http to a host that is not this machine: the token "
+        "would travel in clear. Use https, or pass --allow-insecure-http on a network you trust"
+    )
+
+
 @contextmanager
-def handle_api_errors(api: ApiOptions) -> Iterator[None]:
+def handle_api_errors(api: ApiOptions, subject: Subject | None = None) -> Iterator[None]:
     """Turn the client's exceptions into one line on stderr and the right exit code."""
     try:
         yield
     except RequestValidationError as exc:
         fail(f"{exc} (nothing was sent)", code=EXIT_USAGE, secrets=(api.token,))
     except StacksAPIError as exc:
-        fail(describe_error(exc, base_url=api.base_url), secrets=(api.token,))
-
-
-def describe_error(exc: StacksAPIError, *, base_url: str) -> str:
-    """One sentence: what the server said and what to do about it."""
-    if isinstance(exc, APIStatusError):
-        what = f"{exc.status_code} from {exc.method} {_path_of(exc.url, base_url)}: {exc.message}"
-        return f"{what}. {error_hint(exc)}"
-    if isinstance(exc, APITimeoutError):
-        return f"timed out talking to {base_url}; {error_hint(exc)}"
-    if isinstance(exc, APIConnectionError):
-        return f"could not reach {base_url} ({exc}); {error_hint(exc)}"
-    if isinstance(exc, ResponseValidationError):
-        return f"{exc}; {error_hint(exc)}"
-    return str(exc)
-
-
-def error_hint(exc: BaseException) -> str:
-    """What to do about ``exc`` (empty when there is nothing specific to say)."""
-    if isinstance(exc, APIStatusError):
-        return _hint_for_status(exc)
-    if isinstance(exc, APITimeoutError):
-        return "raise --timeout or check the server"
-    if isinstance(exc, APIConnectionError):
-        return f"check --base-url / {BASE_URL_ENV} and that the server is up"
-    if isinstance(exc, ResponseValidationError):
-        return "the server may speak a different API version, check --base-url"
-    return ""
-
-
-def _path_of(url: str, base_url: str) -> str:
-    return url[len(base_url) :] if url.startswith(base_url) else url
-
-
-def _hint_for_status(exc: APIStatusError) -> str:
-    if isinstance(exc, AuthenticationError):
-        return f"Check the token (--token or {TOKEN_ENV}): a cluster token (bkct_…) is needed"
-    if isinstance(exc, PermissionDeniedError):
-        return (
-            "The organization's stack limit may be reached (deregister unused stacks), "
-            "or the job is not in this stack's queue"
-        )
-    if isinstance(exc, NotFoundError):
-        return "Check the stack key, job uuid and queue key (register the stack first)"
-    if isinstance(exc, RateLimitError):
-        wait = f" for {exc.retry_after:g} s" if exc.retry_after is not None else ""
-        return f"Rate limited (scope {exc.scope or 'unknown'}); wait{wait} and try again"
-    if isinstance(exc, BadRequestError):
-        return "Check the command's arguments (see --help)"
-    if isinstance(exc, UnprocessableEntityError):
-        return "The server understood the request but refused it (see its message)"
-    if isinstance(exc, ServerError):
-        return "The server failed; try again shortly"
-    return "See --help"
+        fail(describe_error(exc, base_url=api.base_url, subject=subject), secrets=(api.token,))
 
 
 def env_flag(name: str) -> bool:

@@ -31,6 +31,7 @@ from ._demo_dashboard import KeepServing
 from ._demo_jobs import DEMO_QUEUE, DEMO_TAGS, DemoJob, Expect, build_jobs
 from ._demo_report import DemoReport, JobOutcome, render_summary, summary_json
 from ._demo_view import DemoView
+from ._logging import suspended, verbosity
 from ._render import console
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ _TERMINAL = frozenset(
     {"finished", "canceled", "expired", "timed_out", "skipped", "broken", "waiting_failed"}
 )
 _STACK_KEY = "demo-stack"
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (or SIGTERM) before the jobs ended, with nothing found wrong: as a shell reports it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +110,7 @@ class _Tracker:
                 # A user cancels the job in Buildkite while its agent is still starting.
                 state = self.emulator.cancel_job(outcome.uuid)
                 self.view.event(
-                    "cancel", f"{self.label(uuid)} cancelled by a user ({state})", style="yellow"
+                    "cancel", f"{self.label(uuid)} canceled by a user ({state})", style="yellow"
                 )
         elif kind == "agent_ended":
             status = event.data.get("exit_status")
@@ -255,6 +258,7 @@ async def _drive(
 ) -> None:
     """Play Buildkite's side: pause the queue mid-run, wait until every runnable job ended."""
     runnable = [o for o in outcomes if o.job.expect is not Expect.UNSERVED]
+    unserved = [o for o in outcomes if o.job.expect is Expect.UNSERVED]
     pause_after = max(1, int(len(runnable) * 0.35))
     deadline = time.monotonic() + settings.timeout
     pause_at: float | None = None
@@ -264,7 +268,9 @@ async def _drive(
         await asyncio.sleep(0.1)
         now = time.monotonic()
         done = sum(1 for o in runnable if emulator.job_state(o.uuid) in _TERMINAL)
-        view.set_counts(done=done, running=len(stack.in_flight))
+        # The bar counts every job the header announces: one not served is done once filtered.
+        handled = done + sum(1 for o in unserved if o.filtered)
+        view.set_counts(done=handled, running=len(stack.in_flight))
         if pause_at is None and done >= pause_after:
             emulator.pause_queue(DEMO_QUEUE)
             pause_at = now
@@ -284,8 +290,11 @@ async def _drive(
             view.event("stopped", "the stack stopped before the jobs ended", style="red")
             return
         if interrupted.is_set():
-            view.event("interrupted", "stopping the stack early", style="red")
-            report.stack_error = "interrupted before the jobs ended"
+            view.event("interrupted", "stopping the stack early", style="yellow")
+            report.interrupted = True
+            for o in outcomes:  # these never had the chance to end: not judged
+                ended = emulator.job_state(o.uuid) in _TERMINAL
+                o.interrupted = not ended and not (o.job.expect is Expect.UNSERVED and o.filtered)
             return
         if now > deadline:
             view.event("timeout", f"jobs still running after {settings.timeout:g} s", style="red")
@@ -327,6 +336,10 @@ def _collect(
 )  # fmt: skip
 @click.option("--chaos", is_flag=True, help=f"Inject faults ({CHAOS_SPEC}).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, no live view.")
+@click.option(
+    "--output", "-o", type=click.Choice(["table", "json"]), default=None,
+    help="json: the same as --json. Default: the live view and tables.",
+)  # fmt: skip
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the job mix.")
 @click.option(
     "--pause-seconds", type=click.FloatRange(0.5, 60), default=3.0, show_default=True,
@@ -350,6 +363,7 @@ def demo(  # noqa: PLR0917 - click passes options by name
     concurrency: int,
     chaos: bool,
     as_json: bool,
+    output: str | None,
     seed: int,
     pause_seconds: float,
     keep_logs: str | None,
@@ -359,17 +373,17 @@ def demo(  # noqa: PLR0917 - click passes options by name
     """Run a stack against the embedded emulator and prove it works (no account needed).
 
     Schedules a realistic mix of jobs (priorities, pipelines, real shell commands: most
-    succeed, some fail with an exit status, one is cancelled while its agent starts, one
+    succeed, some fail with an exit status, one is canceled while its agent starts, one
     targets tags this stack does not serve), pauses the queue mid-run, and ends with a
     summary. Exits 0 only when every job ended as expected, no job ran twice and nothing
-    was left reserved.
+    was left reserved; 1 when a check failed; 130 after Ctrl-C with nothing wrong so far.
 
     \b
     Examples:
       stacksapi demo
       stacksapi demo --jobs 100 --concurrency 16
       stacksapi demo --chaos            # 5xx, 429s and latency injected
-      stacksapi demo --json | jq .checks
+      stacksapi demo --json | jq .checks      # or -o json
       stacksapi demo --keep-logs ./demo-logs   # each job's output, one file per job
       stacksapi demo --dashboard        # watch it in a browser; Ctrl-C to stop
     """
@@ -377,25 +391,21 @@ def demo(  # noqa: PLR0917 - click passes options by name
         jobs=job_count, concurrency=concurrency, chaos=chaos, seed=seed,
         pause_seconds=pause_seconds, timeout=timeout,
     )  # fmt: skip
+    as_json = as_json or output == "json"
     out = console()
     mode = "quiet" if as_json else ("live" if out.is_terminal else "lines")
     hold = KeepServing(enabled=dashboard, console=None if as_json else out)
-    stacks_logger = logging.getLogger("stacksapi")
-    quiet = logging.NullHandler()
-    if not stacks_logger.handlers and not logging.getLogger().handlers:
-        stacks_logger.addHandler(quiet)  # the live view tells the story; no stray warnings
-    try:
-        with tempfile.TemporaryDirectory(prefix="stacksapi-demo-") as tmp:
-            if not as_json:
-                out.print(
-                    f"[bold]stacksapi demo[/]: {job_count} jobs, concurrency {concurrency}"
-                    + (", chaos on" if chaos else "")
-                )
-            with DemoView(out, total=job_count - 1, mode=mode) as view:
-                log_dir = Path(keep_logs) if keep_logs else Path(tmp) / "logs"
-                report = asyncio.run(_run_demo(settings, view, Path(tmp), log_dir, hold))
-    finally:
-        stacks_logger.removeHandler(quiet)
+    # The live view tells the story: log lines only when asked for with -v.
+    quiet = contextlib.nullcontext() if verbosity() else suspended()
+    with quiet, tempfile.TemporaryDirectory(prefix="stacksapi-demo-") as tmp:
+        if not as_json:
+            out.print(
+                f"[bold]stacksapi demo[/]: {job_count} jobs, concurrency {concurrency}"
+                + (", chaos on" if chaos else "")
+            )
+        with DemoView(out, total=job_count, mode=mode) as view:
+            log_dir = Path(keep_logs) if keep_logs else Path(tmp) / "logs"
+            report = asyncio.run(_run_demo(settings, view, Path(tmp), log_dir, hold))
     if as_json:
         click.echo(json.dumps(summary_json(report), indent=2))
     else:
@@ -403,4 +413,4 @@ def demo(  # noqa: PLR0917 - click passes options by name
         if keep_logs:
             out.print(f"agent logs (one per job): {keep_logs}")
     hold.wait_then_stop()  # --dashboard: serve until Ctrl-C
-    sys.exit(0 if report.ok else 1)
+    sys.exit(0 if report.ok else (EXIT_INTERRUPTED if not report.failed else 1))

@@ -2,7 +2,12 @@
 
 The demo fills a :class:`DemoReport` while it runs; this module turns it into rich tables (or one
 JSON document with ``--json``) and decides the verdict: every job ended as expected, no job ran
-twice, nothing was left reserved, nothing started while the queue was paused.
+twice, nothing was left reserved, nothing started while the queue was paused. After a Ctrl-C the
+jobs that had not ended are not judged (they never had the chance) and the run reads
+"interrupted", not failed; what did end is still checked.
+
+Tables fit 100 columns, every column has a header, and the wording spells "canceled" as the
+API does (its state names are shown beside it).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class JobOutcome:
     exit_status: int | None = None
     reserved_at_end: bool = False
     filtered: bool = False
+    interrupted: bool = False  # had not ended when the demo was interrupted: not judged
 
     @property
     def wait(self) -> float | None:
@@ -56,6 +62,13 @@ class JobOutcome:
         return self.state == "scheduled" and self.dispatches == 0
 
     @property
+    def verdict(self) -> str:
+        """``ok``, ``WRONG``, or ``-`` for a job the interruption left unjudged."""
+        if self.interrupted:
+            return "-"
+        return "ok" if self.as_expected else "WRONG"
+
+    @property
     def expected_text(self) -> str:
         expect = self.job.expect
         if expect is Expect.SUCCEED:
@@ -63,17 +76,21 @@ class JobOutcome:
         if expect is Expect.FAIL:
             return f"exit {self.job.exit_status}"
         if expect is Expect.CANCEL:
-            return "cancelled while provisioning"
-        return "not served (stays scheduled)"
+            return "canceled"  # while its agent was being provisioned
+        return "not served"  # stays scheduled
 
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """One thing the demo proves, and whether it held."""
+    """One thing the demo proves, and whether it held (``None``: interrupted before it could)."""
 
     name: str
-    ok: bool
+    ok: bool | None
     detail: str
+
+    @property
+    def result(self) -> str:
+        return "interrupted" if self.ok is None else ("PASS" if self.ok else "FAIL")
 
 
 @dataclass(slots=True)
@@ -91,17 +108,21 @@ class DemoReport:
     chaos: bool = False
     stack_error: str | None = None
     concurrency: int = 0
+    interrupted: bool = False
 
     def checks(self) -> list[Check]:
-        wrong = [o for o in self.outcomes if not o.as_expected]
+        judged = [o for o in self.outcomes if not o.interrupted]
+        wrong = [o for o in judged if not o.as_expected]
         twice = [o for o in self.outcomes if o.runs > 1 or o.dispatches > 1]
-        reserved = [o for o in self.outcomes if o.reserved_at_end]
+        reserved = [o for o in judged if o.reserved_at_end]
+        unjudged = len(self.outcomes) - len(judged)
         checks = [
             Check(
                 "every job ended as expected",
                 not wrong,
-                f"{len(self.outcomes) - len(wrong)}/{len(self.outcomes)} as expected"
-                + (f"; wrong: {', '.join(o.uuid[:8] for o in wrong)}" if wrong else ""),
+                f"{len(judged) - len(wrong)}/{len(judged)} as expected"
+                + (f"; wrong: {', '.join(o.uuid[:8] for o in wrong)}" if wrong else "")
+                + (f"; {unjudged} interrupted before they ended" if unjudged else ""),
             ),
             Check(
                 "no job ran twice",
@@ -117,21 +138,33 @@ class DemoReport:
                 if not reserved
                 else f"still reserved: {', '.join(o.uuid[:8] for o in reserved)}",
             ),
-            Check(
-                "pause honoured",
-                self.paused_for > 0 and self.stack_saw_pause and self.dispatched_while_paused == 0,
-                f"queue paused {self.paused_for:.1f} s; "
-                + ("the stack saw it; " if self.stack_saw_pause else "the stack never saw it; ")
-                + f"{self.dispatched_while_paused} job(s) started meanwhile",
-            ),
+            self._pause_check(),
         ]
         if self.stack_error:
             checks.append(Check("stack ran cleanly", False, self.stack_error))
         return checks
 
+    def _pause_check(self) -> Check:
+        name = "pause honoured"
+        if self.interrupted and not (self.paused_for > 0 and self.stack_saw_pause):
+            return Check(name, None, "interrupted before the pause was over")
+        return Check(
+            name,
+            self.paused_for > 0 and self.stack_saw_pause and self.dispatched_while_paused == 0,
+            f"paused {self.paused_for:.1f} s; "
+            + ("seen by the stack; " if self.stack_saw_pause else "never seen by the stack; ")
+            + f"{self.dispatched_while_paused} started meanwhile",
+        )
+
+    @property
+    def failed(self) -> bool:
+        """A check failed: something went wrong (an interruption alone is not that)."""
+        return any(c.ok is False for c in self.checks())
+
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks())
+        """Every check passed: the run proved what it set out to."""
+        return all(c.ok is True for c in self.checks()) and not self.interrupted
 
 
 def _fmt_wait(value: float | None) -> str:
@@ -148,37 +181,69 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 def render_summary(report: DemoReport, console: Console) -> None:
     """Print the per-job table, the totals, the API calls and the verdict."""
+    console.print(Group(_jobs_table(report), _totals_table(report), _calls_table(report)))
+    verdict = Table(title="checks", title_justify="left")
+    verdict.add_column("result", no_wrap=True)
+    verdict.add_column("check", no_wrap=True)
+    verdict.add_column("detail")
+    styles = {"PASS": "green", "FAIL": "bold red", "interrupted": "yellow"}
+    for check in report.checks():
+        verdict.add_row(Text(check.result, style=styles[check.result]), check.name, check.detail)
+    console.print(verdict)
+    if report.ok:
+        console.print(Text("demo OK: every job ended as expected", style="bold green"))
+    elif report.failed:
+        console.print(Text("demo FAILED: see the checks above", style="bold red"))
+    else:
+        cut = sum(1 for o in report.outcomes if o.interrupted)
+        console.print(
+            Text(
+                f"demo interrupted: {cut} of {len(report.outcomes)} jobs had not ended; "
+                "nothing had gone wrong",
+                style="bold yellow",
+            )
+        )
+
+
+def _jobs_table(report: DemoReport) -> Table:
     jobs = Table(title="jobs", title_justify="left")
-    for name in ("job", "pipeline / step", "prio", "expected", "state", "exit", "dispatch", ""):
-        jobs.add_column(name, no_wrap=name != "expected")
+    for name in ("job", "pipeline/step", "prio", "expected", "state", "exit", "dispatch"):
+        # Only pipeline/step gives way on a narrow terminal (cut with …, never wrapped).
+        jobs.add_column(name, no_wrap=name != "pipeline/step", overflow="ellipsis")
+    jobs.add_column("verdict", no_wrap=True)
+    marks = {"ok": "green", "WRONG": "bold red", "-": "yellow"}
     order = sorted(report.outcomes, key=lambda o: (o.dispatched_at is None, o.dispatched_at or 0))
     for o in order:
-        mark = Text("ok", style="green") if o.as_expected else Text("WRONG", style="bold red")
         jobs.add_row(
             o.uuid[:8],
-            f"{o.job.pipeline} / {o.job.step}",
+            f"{o.job.pipeline}/{o.job.step}",
             str(o.job.priority),
             o.expected_text,
             o.state,
             "-" if o.exit_status is None else str(o.exit_status),
             _fmt_wait(o.wait),
-            mark,
+            Text(o.verdict, style=marks[o.verdict]),
         )
+    return jobs
 
+
+def _totals_table(report: DemoReport) -> Table:
     waits = [w for o in report.outcomes if (w := o.wait) is not None]
     counts: dict[str, int] = {}
     for o in report.outcomes:
-        key = o.job.expect.value if o.as_expected else "wrong"
+        key = "interrupted" if o.interrupted else (o.job.expect.value if o.as_expected else "wrong")
         counts[key] = counts.get(key, 0) + 1
-    totals = Table(title="totals", title_justify="left", show_header=False)
-    totals.add_column()
-    totals.add_column()
+    totals = Table(title="totals", title_justify="left")
+    totals.add_column("total")
+    totals.add_column("value")
     totals.add_row("jobs", str(len(report.outcomes)))
     totals.add_row("succeeded", str(counts.get("succeed", 0)))
     totals.add_row("failed as designed", str(counts.get("fail", 0)))
-    totals.add_row("cancelled while provisioning", str(counts.get("cancel", 0)))
+    totals.add_row("canceled while provisioning", str(counts.get("cancel", 0)))
     totals.add_row("not served (filtered)", str(counts.get("unserved", 0)))
     totals.add_row("not as expected", str(counts.get("wrong", 0)))
+    if report.interrupted:
+        totals.add_row("interrupted before they ended", str(counts.get("interrupted", 0)))
     totals.add_row(
         "time to dispatch p50 / max",
         f"{_fmt_wait(_percentile(waits, 50))} / {_fmt_wait(max(waits) if waits else None)}",
@@ -188,7 +253,10 @@ def render_summary(report: DemoReport, console: Console) -> None:
     if report.chaos:
         injected = ", ".join(f"{k}: {v}" for k, v in sorted(report.faults.items()) if v) or "none"
         totals.add_row("faults injected (--chaos)", injected)
+    return totals
 
+
+def _calls_table(report: DemoReport) -> Table:
     calls = Table(title="API calls", title_justify="left")
     calls.add_column("endpoint")
     calls.add_column("calls", justify="right")
@@ -200,19 +268,7 @@ def render_summary(report: DemoReport, console: Console) -> None:
         str(sum(report.api_calls.values())),
         str(sum(report.api_429s.values())),
     )
-
-    verdict = Table(title="checks", title_justify="left", show_header=False)
-    verdict.add_column()
-    verdict.add_column()
-    verdict.add_column()
-    for check in report.checks():
-        style = "green" if check.ok else "bold red"
-        verdict.add_row(Text("PASS" if check.ok else "FAIL", style=style), check.name, check.detail)
-    console.print(Group(jobs, totals, calls, verdict))
-    if report.ok:
-        console.print(Text("demo OK: every job ended as expected", style="bold green"))
-    else:
-        console.print(Text("demo FAILED: see the checks above", style="bold red"))
+    return calls
 
 
 def summary_json(report: DemoReport) -> dict[str, Any]:
@@ -220,6 +276,7 @@ def summary_json(report: DemoReport) -> dict[str, Any]:
     waits = [w for o in report.outcomes if (w := o.wait) is not None]
     return {
         "ok": report.ok,
+        "interrupted": report.interrupted,
         "elapsed_seconds": round(report.elapsed, 3),
         "concurrency": report.concurrency,
         "chaos": report.chaos,
@@ -239,7 +296,7 @@ def summary_json(report: DemoReport) -> dict[str, Any]:
                 "dispatch_seconds": None if o.wait is None else round(o.wait, 3),
                 "dispatches": o.dispatches,
                 "runs": o.runs,
-                "as_expected": o.as_expected,
+                "as_expected": None if o.interrupted else o.as_expected,
             }
             for o in report.outcomes
         ],

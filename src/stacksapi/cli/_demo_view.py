@@ -62,10 +62,10 @@ class DemoView:
             completed=self.done,
             status=f"{self.running} running · {self.status}",
         )
-        events = Table(show_header=False, box=None, pad_edge=False)
-        events.add_column(style="dim", no_wrap=True)
-        events.add_column(no_wrap=True)
-        events.add_column()
+        events = Table(box=None, pad_edge=False, header_style="dim")
+        events.add_column("time", style="dim", no_wrap=True)
+        events.add_column("event", no_wrap=True)
+        events.add_column("detail", no_wrap=True, overflow="ellipsis")
         for when, what, detail in self.recent:
             events.add_row(when, what, detail)
         return Group(self.progress, events)

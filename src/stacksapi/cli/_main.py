@@ -6,7 +6,6 @@ set ``STACKSAPI_DEBUG=1`` to see the traceback when reporting a bug.
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -18,11 +17,13 @@ from stacksapi._extras import missing_extra
 from stacksapi._version import __version__
 
 from . import CLI_EXTRAS
-from ._api_commands import deregister, finish, jobs, notify, register, reserve, token, tokens
+from ._api_commands import deregister, register, token
 from ._common import EXIT_API_ERROR, EXIT_USAGE, env_flag, redact
 from ._demo import demo
 from ._emulator_commands import emulator
+from ._job_commands import finish, jobs, notify, reserve, tokens
 from ._kubernetes import kubernetes
+from ._logging import add_verbose_option, start
 from ._run import run
 
 __all__ = ["cli", "main"]
@@ -101,7 +102,10 @@ def _one_line(message: str) -> None:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="stacksapi")
 @click.option(
-    "--verbose", "-v", count=True, help="Log to stderr (-v: info, -vv: debug). Tokens are redacted."
+    "--verbose",
+    "-v",
+    count=True,
+    help="Log to stderr: -v one line per API call, -vv the details (also after the command).",
 )
 def cli(verbose: int) -> None:
     """Work with Buildkite's Stacks API: operate a stack, run one, or try it all locally.
@@ -117,14 +121,7 @@ def cli(verbose: int) -> None:
 
     Exit codes: 0 success, 1 API or network error, 2 usage or configuration error.
     """
-    if verbose:
-        logging.basicConfig(
-            stream=sys.stderr,
-            level=logging.DEBUG if verbose > 1 else logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        # httpcore2's DEBUG trace prints raw response headers, unredacted: not part of -vv.
-        logging.getLogger("httpcore2").setLevel(logging.INFO)
+    start(verbose)
 
 
 for _command in (
@@ -142,6 +139,7 @@ for _command in (
     kubernetes,
 ):
     cli.add_command(_command)
+add_verbose_option(cli)
 
 
 def main() -> None:

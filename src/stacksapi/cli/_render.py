@@ -25,16 +25,22 @@ from ._common import redact
 
 __all__ = [
     "MASK",
+    "cell",
     "console",
     "emit_json",
     "emit_kv",
     "emit_table",
     "mask_env",
+    "mask_secret_fields",
     "to_plain",
 ]
 
 MASK = MASKED
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE", re.IGNORECASE)
+_SECRET_FIELD = re.compile(
+    r'("[^"\\]*(?:TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE)[^"\\]*"\s*:\s*)"(?:[^"\\]|\\.)*"',
+    re.IGNORECASE,
+)
 
 
 def console(*, stderr: bool = False) -> Console:
@@ -63,6 +69,11 @@ def mask_env(env: Mapping[str, str], *, show_secrets: bool) -> dict[str, str]:
     return {k: (MASK if _SECRET_NAME.search(k) else redact(v)) for k, v in env.items()}
 
 
+def mask_secret_fields(text: str) -> str:
+    """JSON text with the string value of every secret-looking key masked (``-vv`` bodies)."""
+    return _SECRET_FIELD.sub(lambda m: f'{m.group(1)}"{MASK}"', text)
+
+
 def emit_json(obj: object, *, show_secrets: bool = False) -> None:
     """Print ``obj`` as indented JSON on stdout."""
     text = json.dumps(to_plain(obj, show_secrets=show_secrets), indent=2, ensure_ascii=False)
@@ -71,7 +82,8 @@ def emit_json(obj: object, *, show_secrets: bool = False) -> None:
     click.echo(text)
 
 
-def _cell(value: object) -> str:
+def cell(value: object) -> str:
+    """One value as table text: ``-`` for nothing, lists joined, token shapes masked."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -81,9 +93,9 @@ def _cell(value: object) -> str:
     if isinstance(value, Secret):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return ", ".join(_cell(v) for v in value) or "-"
+        return ", ".join(cell(v) for v in value) or "-"
     if isinstance(value, Mapping):
-        return ", ".join(f"{k}={_cell(v)}" for k, v in value.items()) or "-"
+        return ", ".join(f"{k}={cell(v)}" for k, v in value.items()) or "-"
     return redact(str(value))
 
 
@@ -100,7 +112,7 @@ def emit_table(
         # The first column holds ids (uuids): never fold them, people copy them.
         table.add_column(name, overflow="fold", no_wrap=i == 0)
     for row in rows:
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(cell(v) for v in row))
     console().print(table)
 
 

@@ -11,19 +11,29 @@ import asyncio
 import datetime as dt
 import os
 import shlex
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
 
 from ._common import (
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
     EXIT_USAGE,
     TOKEN_ENV,
+    Subject,
     config_base_url_option,
     error_hint,
     fail,
+    plain_http_refused,
     redact,
     require_token,
 )
+from ._job_ids import SHORT_ID
 from ._render import console
 
 __all__ = ["run"]
@@ -38,11 +48,17 @@ def _event_printer(verbose: bool) -> Any:
         if kind in quiet_kinds and not verbose:
             return
         when = dt.datetime.fromtimestamp(event.time).strftime("%H:%M:%S")
-        job = f" job {event.job_uuid}" if event.job_uuid else ""
+        job = f" {job_label(event.job_uuid, event.data)}" if event.job_uuid else ""
         line = " ".join(redact(event.message).split())  # one line per event, never wrapped
         out.print(f"{when} {kind:<17}{job} {line}", highlight=False, markup=False, soft_wrap=True)
 
     return on_event
+
+
+def job_label(uuid: str, data: Mapping[str, Any]) -> str:
+    """A job as the event lines name it: short id, then pipeline/step when known."""
+    names = "/".join(str(data[k]) for k in ("pipeline", "step") if data.get(k))
+    return f"{uuid[:SHORT_ID]} {names}" if names else uuid[:SHORT_ID]
 
 
 @click.command()
@@ -55,7 +71,7 @@ def _event_printer(verbose: bool) -> Any:
     metavar="TOKEN", help="Cluster token (bkct_…). Never read from the config file.",
 )  # fmt: skip
 @config_base_url_option
-@click.option("--key", default=None, help="Override stack.key.")
+@click.option("--stack", "--key", "key", default=None, metavar="KEY", help="Override stack.key.")
 @click.option("--queue", "queue_key", default=None, help="Override stack.queue_key.")
 @click.option("--max-in-flight", type=int, default=None, help="Override stack.max_in_flight.")
 @click.option(
@@ -69,6 +85,10 @@ def _event_printer(verbose: bool) -> Any:
 @click.option(
     "--agent-command", default=None, metavar="CMD",
     help="Override subprocess.command, e.g. 'buildkite-agent start --acquire-job {job_uuid}'.",
+)  # fmt: skip
+@click.option(
+    "--allow-insecure-http", is_flag=True,
+    help="Allow a plain http base URL off this machine (the token travels in clear).",
 )  # fmt: skip
 @click.option("--check", is_flag=True, help="Validate the configuration, print it, and exit.")
 @click.option("--all-events", is_flag=True, help="Also print polls and renewals.")
@@ -86,6 +106,7 @@ def run(  # noqa: PLR0917 - click passes options by name
     metrics_port: int | None,
     metrics_host: str | None,
     agent_command: str | None,
+    allow_insecure_http: bool,
     check: bool,
     all_events: bool,
     log_format: str | None,
@@ -142,25 +163,76 @@ def run(  # noqa: PLR0917 - click passes options by name
     from stacksapi._errors import RequestValidationError
     from stacksapi.stack._logging import configure_logging
 
+    from ._logging import events_printed, hand_over
+
     if log_format is not None:
+        hand_over()  # the runtime's own handler prints every line: none twice
         configure_logging("INFO", fmt=log_format)
+    else:
+        events_printed()
 
     try:
-        result = asyncio.run(
-            run_stack_async(
-                config,
-                dispatcher=dispatcher,
-                token=token,
-                on_event=_event_printer(all_events),
+        with _work_dir(config, custom=dispatcher is not None) as config:
+            result = asyncio.run(
+                run_stack_async(
+                    config,
+                    dispatcher=dispatcher,
+                    token=token,
+                    on_event=_event_printer(all_events),
+                    allow_insecure_http=allow_insecure_http,
+                )
             )
-        )
     except RequestValidationError as exc:
-        fail(f"bad setting: {exc}", code=EXIT_USAGE, secrets=(token,))
-    if not result.ok:
-        hint = error_hint(result.error) if result.error is not None else ""
+        base = config.base_url or os.environ.get(BASE_URL_ENV)
         fail(
-            f"the stack stopped: {result.reason}" + (f". {hint}" if hint else ""), secrets=(token,)
+            plain_http_refused(exc, base) or f"bad setting: {exc}",
+            code=EXIT_USAGE,
+            secrets=(token,),
         )
+    if not result.ok:
+        base = config.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        subject = Subject(stack=config.key, queue=config.queue_key)
+        hint = error_hint(result.error, base_url=base, subject=subject) if result.error else ""
+        hint = f". {hint[:1].upper()}{hint[1:]}" if hint else ""
+        fail(f"the stack stopped: {result.reason}{hint}", secrets=(token,))
+
+
+@contextmanager
+def _work_dir(config: Any, *, custom: bool) -> Iterator[Any]:
+    """Say where the agents' work and logs go; make a work directory when none is configured
+    and remove it at the end (unless agents were left running in it: ``on_shutdown = "leave"``).
+    """
+    if custom:  # another dispatcher (Kubernetes, ...): no local work directory
+        yield config
+        return
+    sub = config.subprocess
+    made: Path | None = None
+    if sub.work_dir is None:
+        made = Path(tempfile.mkdtemp(prefix="stacksapi-run-"))
+        config = config.with_overrides(subprocess={"work_dir": str(made)})
+        sub = config.subprocess
+    work = Path(sub.work_dir).resolve()
+    keep = made is None or sub.on_shutdown == "leave"
+    out = console()
+    if made is None:
+        note = "kept"
+    elif keep:
+        note = "made for this run; kept: agents may outlive the stack"
+    else:
+        note = "made for this run; removed when the stack stops"
+    out.print(f"work directory {work} ({note})", markup=False, highlight=False, soft_wrap=True)
+    logs = Path(sub.log_dir).resolve() if sub.log_dir else work / "logs"
+    where = "one file per job" + (
+        "; removed with the work directory, set subprocess.log_dir to keep them"
+        if not keep and not sub.log_dir
+        else ""
+    )
+    out.print(f"agent logs {logs} ({where})", markup=False, highlight=False, soft_wrap=True)
+    try:
+        yield config
+    finally:
+        if made is not None and not keep:
+            shutil.rmtree(made, ignore_errors=True)
 
 
 def _print_config(config: Any) -> None:

@@ -340,8 +340,17 @@ def _field_names(cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
 
+_NO_TOKENS_IN_FILES = (
+    "tokens never go in a config file (files get copied, shared and committed): the cluster "
+    "token comes from BUILDKITE_CLUSTER_TOKEN (or stacksapi run --token); an explicit agent "
+    "token from the variable that subprocess.agent_token_env names"
+)
+
+
 def _reject_unknown(data: Mapping[str, Any], known: set[str], *, prefix: str, source: str) -> None:
     for name in data:
+        if name not in known and "token" in str(name).lower():
+            raise ConfigError(f"{prefix}{name}", _NO_TOKENS_IN_FILES)
         if name not in known:
             close = difflib.get_close_matches(str(name), sorted(known), n=1)
             hint = f"; did you mean {prefix}{close[0]}?" if close else ""

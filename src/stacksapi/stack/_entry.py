@@ -35,16 +35,20 @@ async def run_stack(
     token: str | None = None,
     environ: Mapping[str, str] | None = None,
     install_signal_handlers: bool = True,
+    allow_insecure_http: bool = False,
 ) -> StackExit:
     """Open an :class:`AsyncClient`, run a :class:`StackRunner` until stopped, close the client.
 
     ``dispatcher`` defaults to the one named by ``config.dispatcher`` (``MODULE:NAME``, see
     :func:`load_dispatcher`), else a :class:`SubprocessDispatcher` built from ``config.subprocess``.
     With ``install_signal_handlers`` SIGINT and SIGTERM request a graceful stop.
+    ``allow_insecure_http`` lets a plain http base URL reach a host that is not loopback.
     """
     env = os.environ if environ is None else environ
     base_url = config.base_url or env.get("STACKSAPI_BASE_URL") or None
     kwargs: dict[str, Any] = {"base_url": base_url} if base_url else {}
+    if allow_insecure_http:
+        kwargs["allow_insecure_http"] = True
     if dispatcher is None and config.dispatcher:
         try:
             dispatcher = load_dispatcher(config.dispatcher, config, key="stack.dispatcher")

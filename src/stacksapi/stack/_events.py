@@ -13,11 +13,12 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["EventCallback", "EventKind", "StackEvent"]
+__all__ = ["EventCallback", "EventKind", "StackEvent", "job_names"]
 
 
 class EventKind(enum.StrEnum):
-    """What happened. Job events carry ``job_uuid``."""
+    """What happened. Job events carry ``job_uuid``; while the stack knows the job, their
+    ``data`` also has ``pipeline`` (its slug) and ``step`` (its key), as in ``job_names``."""
 
     REGISTERED = "registered"
     POLLED = "polled"  # data: jobs (seen), paused
@@ -51,6 +52,12 @@ class StackEvent:
     message: str = ""
     data: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     time: float = dataclasses.field(default_factory=time.time)
+
+
+def job_names(job: Any) -> dict[str, str]:
+    """``pipeline`` and ``step`` of a :class:`~stacksapi.ScheduledJob`, where it has them."""
+    names = {"pipeline": job.pipeline.slug, "step": job.step.key}
+    return {k: v for k, v in names.items() if v}
 
 
 EventCallback = Callable[[StackEvent], None]

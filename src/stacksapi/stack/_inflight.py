@@ -23,7 +23,7 @@ from stacksapi._models import JobState, ScheduledJob
 from ._api import LimitedAPI, is_permanent
 from ._config import StackConfig
 from ._dispatcher import AgentExit, Dispatcher
-from ._events import EventCallback, EventKind, StackEvent
+from ._events import EventCallback, EventKind, StackEvent, job_names
 from ._metrics import StackMetrics
 from ._planning import NotificationBatcher, chunks, crop_detail, redact_tokens, renewals_due
 
@@ -259,6 +259,9 @@ class InFlight:
             self._log.log(level, "%s%s", prefix, message or kind.value,
                           extra={"job_uuid": job_uuid, "event": kind.value})  # fmt: skip
         if self._on_event is not None:
+            flight = self._flights.get(job_uuid) if job_uuid else None
+            if flight is not None:  # name the job as people know it (pipeline, step)
+                data = {**job_names(flight.job), **data}
             try:
                 self._on_event(StackEvent(kind, job_uuid, message, data))
             except Exception:

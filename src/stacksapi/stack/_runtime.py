@@ -27,7 +27,7 @@ from stacksapi._models import ScheduledJob, Secret
 from ._api import AsyncStacksClient, LimitedAPI, is_permanent
 from ._config import StackConfig
 from ._dispatcher import AgentExit, Dispatcher, DispatchError, DispatchRequest
-from ._events import EventCallback, EventKind
+from ._events import EventCallback, EventKind, job_names
 from ._health import Health
 from ._inflight import (
     MAX_BACKOFF,
@@ -375,7 +375,7 @@ class StackRunner(InFlight):
             self._filtered_seen.add(job.id)
             self.metrics.inc("jobs_filtered")
             self._emit(EventKind.FILTERED, job.id, f"not served here: {', '.join(rules)}",
-                       rules=rules)  # fmt: skip
+                       rules=rules, **job_names(job))  # fmt: skip
 
     async def _reserve_and_dispatch(self, jobs: list[ScheduledJob]) -> None:
         cfg = self.config
