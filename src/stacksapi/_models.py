@@ -170,8 +170,13 @@ def encode_hook(obj: Any) -> Any:
     raise NotImplementedError(f"cannot encode {type(obj).__name__}")
 
 
-class _Model(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False):
-    """Base of every wire model: frozen, keyword-only construction."""
+class _Model(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False, gc=False):
+    """Base of every wire model: frozen, keyword-only construction.
+
+    ``gc=False``: a wire model holds only strings, numbers and other wire models (in tuples or
+    string dicts), so it can never be part of a reference cycle; leaving it untracked spares the
+    garbage collector scanning the thousands of objects a page of jobs decodes into.
+    """
 
 
 # --- register ---------------------------------------------------------------------------------

@@ -49,7 +49,8 @@ _TOKEN_INFO = msgspec.json.encode(
 
 
 def _ssl_context_of(client: Client | AsyncClient) -> ssl.SSLContext:
-    pool = client._http._transport._pool  # type: ignore[union-attr]
+    wire = client._wire
+    pool = wire.pool if hasattr(wire, "pool") else wire.http._transport._pool  # type: ignore[union-attr]
     context = pool._ssl_context
     assert isinstance(context, ssl.SSLContext)
     return context
