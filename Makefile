@@ -24,6 +24,8 @@ typecheck: env
 
 pytest: env
 	$(UV) run --no-sync pytest
+	@echo "--- the client suites again on the httpx2 path (STACKSAPI_HTTP_PATH=httpx)"
+	STACKSAPI_HTTP_PATH=httpx $(UV) run --no-sync pytest -q tests/client tests/security
 
 test: lint typecheck pytest
 
