@@ -24,8 +24,9 @@ typecheck: env
 
 pytest: env
 	$(UV) run --no-sync pytest
-	@echo "--- the client suites again on the httpx2 path (STACKSAPI_HTTP_PATH=httpx)"
+	@echo "--- the client suites again on the other two paths (httpx2, httpcore2's pool)"
 	STACKSAPI_HTTP_PATH=httpx $(UV) run --no-sync pytest -q tests/client tests/security
+	STACKSAPI_HTTP_PATH=pool $(UV) run --no-sync pytest -q tests/client tests/security
 
 test: lint typecheck pytest
 

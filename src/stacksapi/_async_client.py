@@ -40,7 +40,7 @@ from ._settings import (
     RetryArg,
     TimeoutTypes,
 )
-from ._transport import AsyncHttpxPath, AsyncPoolPath, direct_path_allowed
+from ._transport import async_path
 from ._with_response import AsyncClientWithResponse
 
 __all__ = ["AsyncClient"]
@@ -86,16 +86,7 @@ class AsyncClient:
             send_headers=http_client is not None,
         )
         self._owns_http = http_client is None
-        self._wire: AsyncHttpxPath | AsyncPoolPath
-        if http_client is None and direct_path_allowed():
-            self._wire = AsyncPoolPath(self._core.base_url, headers, self._core.timeout)
-        else:
-            self._wire = AsyncHttpxPath(
-                http_client
-                or httpx2.AsyncClient(
-                    headers=headers, timeout=self._core.timeout, follow_redirects=False
-                )
-            )
+        self._wire = async_path(http_client, self._core.base_url, headers, self._core.timeout)
         self._sleep: Callable[[float], Awaitable[None]] = (
             anyio.sleep
         )  # tests inject a recorder here

@@ -36,7 +36,7 @@ from ._settings import (
     RetryArg,
     TimeoutTypes,
 )
-from ._transport import HttpxPath, PoolPath, direct_path_allowed
+from ._transport import sync_path
 from ._with_response import ClientWithResponse
 
 __all__ = ["Client"]
@@ -82,16 +82,7 @@ class Client:
             send_headers=http_client is not None,
         )
         self._owns_http = http_client is None
-        self._wire: HttpxPath | PoolPath
-        if http_client is None and direct_path_allowed():
-            self._wire = PoolPath(self._core.base_url, headers, self._core.timeout)
-        else:
-            self._wire = HttpxPath(
-                http_client
-                or httpx2.Client(
-                    headers=headers, timeout=self._core.timeout, follow_redirects=False
-                )
-            )
+        self._wire = sync_path(http_client, self._core.base_url, headers, self._core.timeout)
         self._sleep: Callable[[float], None] = time.sleep  # tests inject a recorder here
         self.with_response = ClientWithResponse(self)
 

@@ -1,17 +1,19 @@
-"""How a client puts one request on the wire: through httpx2, or straight onto httpcore2's pool.
+"""How a client puts one request on the wire, chosen once per client; the send loops never know.
 
-Both paths take the same arguments and return a :class:`Reply` (status, headers, body), so the
-clients' send loops do not know which one they drive.
+Three paths, all returning a :class:`~._wire.Reply` and raising httpx2's exceptions:
 
-- The **httpx2 path** serves a caller's own ``http_client`` and any set-up with a proxy from the
-  environment: everything httpx2 offers (proxies, mounts, event hooks, HTTP/2) stays in force.
-- The **direct path** is chosen automatically for a client that owns its connections and no proxy
-  applies. It drives the connection pool httpx2 itself is built on (same TLS context, limits,
-  keep-alive and timeouts) but skips what the Stacks API never needs on every call: parsing and
-  merging URLs (the target is built once from the validated base URL), cookie jars, redirects,
-  auth flows and event hooks. Bodies are read whole; gzip and deflate are decoded as httpx2 does.
+- **httpx2** — a caller's own ``http_client``, or a proxy named in the environment: everything
+  httpx2 offers (proxies, mounts, event hooks, HTTP/2) stays in force.
+- **socket** (the default otherwise) — keep-alive HTTP/1.1 connections of the client's own
+  (:mod:`._socket_pool`, :mod:`._async_socket_pool`), responses parsed by httptools. It keeps what
+  the Stacks API uses (TLS verified with httpx2's context, the same limits, keep-alive expiry and
+  per-phase timeouts, gzip) and drops what it never does on every call: URL parsing and merging,
+  cookies, redirects, auth flows, hooks, and h11's pure-Python event machinery.
+- **pool** — httpcore2's connection pool, the layer httpx2 is built on: where httptools is not
+  installed, and for AsyncClient under an event loop other than asyncio (trio).
 
-``STACKSAPI_HTTP_PATH=httpx`` forces the httpx2 path (the test suite runs both ways with it).
+``STACKSAPI_HTTP_PATH`` = ``httpx``, ``pool`` or ``socket`` forces one (the test suite runs the
+client tests on each); a proxy in the environment always means httpx2.
 """
 
 # ``timeout=`` is an httpx2 timeout handed to the transport, not a deadline.
@@ -19,28 +21,31 @@ clients' send loops do not know which one they drive.
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import os
 import urllib.request
-import zlib
 from collections.abc import Mapping
-from typing import Any, NamedTuple
-from urllib.parse import urlencode, urlsplit
+from typing import Any
 
 import httpcore2
 import httpx2
 
 from ._core import Call
+from ._wire import Reply, Wire
 
 __all__ = [
     "AsyncHttpxPath",
     "AsyncPoolPath",
+    "AsyncSocketPath",
     "HttpxPath",
     "PoolPath",
-    "Reply",
-    "direct_path_allowed",
+    "SocketPath",
+    "async_path",
+    "choose_path",
+    "sync_path",
 ]
 
-_ACCEPT_ENCODING = b"gzip, deflate"
 # Most specific first: a ReadTimeout is also a TimeoutException, a ConnectError a NetworkError.
 _ERRORS: tuple[tuple[type[Exception], type[httpx2.HTTPError]], ...] = (
     (httpcore2.ConnectTimeout, httpx2.ConnectTimeout),
@@ -60,22 +65,17 @@ _ERRORS: tuple[tuple[type[Exception], type[httpx2.HTTPError]], ...] = (
 )
 
 
-class Reply(NamedTuple):
-    """What came back for one request."""
-
-    status: int
-    headers: httpx2.Headers
-    content: bytes
-
-
-def direct_path_allowed() -> bool:
-    """True unless the environment names a proxy or ``STACKSAPI_HTTP_PATH=httpx`` is set."""
-    if os.environ.get("STACKSAPI_HTTP_PATH", "").strip().lower() == "httpx":
-        return False
-    return not urllib.request.getproxies_environment()
+def choose_path(own_connections: bool) -> str:
+    """``httpx``, ``pool`` or ``socket`` for a client (see the module docstring)."""
+    forced = os.environ.get("STACKSAPI_HTTP_PATH", "").strip().lower()
+    if not own_connections or forced == "httpx" or urllib.request.getproxies_environment():
+        return "httpx"  # a proxy is never bypassed, whatever is forced
+    if forced in ("pool", "socket"):
+        return forced
+    return "socket" if importlib.util.find_spec("httptools") is not None else "pool"
 
 
-# --- the httpx2 path ---------------------------------------------------------------------------
+# --- httpx2 --------------------------------------------------------------------------------
 
 
 class HttpxPath:
@@ -84,13 +84,7 @@ class HttpxPath:
     def __init__(self, http: httpx2.Client) -> None:
         self.http = http
 
-    def send(
-        self,
-        call: Call,
-        url: str,
-        headers: Mapping[str, str] | None,
-        timeout: Any,
-    ) -> Reply:
+    def send(self, call: Call, url: str, headers: Mapping[str, str] | None, timeout: Any) -> Reply:
         r = self.http.request(
             call.method,
             url,
@@ -116,11 +110,7 @@ class AsyncHttpxPath:
         self.http = http
 
     async def send(
-        self,
-        call: Call,
-        url: str,
-        headers: Mapping[str, str] | None,
-        timeout: Any,
+        self, call: Call, url: str, headers: Mapping[str, str] | None, timeout: Any
     ) -> Reply:
         r = await self.http.request(
             call.method,
@@ -140,87 +130,7 @@ class AsyncHttpxPath:
         await self.http.aclose()
 
 
-# --- the direct path: the sans-IO part both flavours share ------------------------------------
-
-
-class _Wire:
-    """Request heads and reply bodies for the direct path; the same for sync and async."""
-
-    def __init__(self, base_url: str, headers: Mapping[str, str], timeout: httpx2.Timeout) -> None:
-        parts = urlsplit(base_url)
-        self.scheme = parts.scheme.encode("ascii")
-        self.host = (parts.hostname or "").encode("idna")
-        self.port = parts.port
-        self.base = base_url
-        self.prefix = len(base_url)
-        self.path = (parts.path or "/").encode("ascii")
-        netloc = parts.netloc.rsplit("@", 1)[-1]
-        default_port = {"http": 80, "https": 443}.get(parts.scheme)
-        if parts.port == default_port:
-            netloc = netloc.rsplit(":", 1)[0]
-        self.head: list[tuple[bytes, bytes]] = [
-            (b"Host", netloc.encode("idna")),
-            (b"Accept-Encoding", _ACCEPT_ENCODING),
-            (b"Connection", b"keep-alive"),
-            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
-        ]
-        self.timeout = timeout.as_dict()
-
-    def request(
-        self,
-        call: Call,
-        url: str,
-        headers: Mapping[str, str] | None,
-        timeout: Any,
-    ) -> httpcore2.Request:
-        if not url.startswith(self.base):  # never: the clients build every URL from the base
-            raise httpx2.UnsupportedProtocol(f"request URL outside the client's base URL: {url}")
-        target = self.path + url[self.prefix :].encode("ascii")
-        if call.params:
-            target += b"?" + urlencode(call.params).encode("ascii")
-        head = list(self.head)
-        if headers:
-            head += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        if call.body is not None:
-            head.append((b"Content-Length", str(len(call.body)).encode("ascii")))
-        tmo = timeout.as_dict() if isinstance(timeout, httpx2.Timeout) else self.timeout
-        return httpcore2.Request(
-            call.method.encode("ascii"),
-            httpcore2.URL(scheme=self.scheme, host=self.host, port=self.port, target=target),
-            headers=head,
-            content=call.body,
-            extensions={"timeout": tmo},
-        )
-
-    @staticmethod
-    def reply(response: httpcore2.Response, content: bytes) -> Reply:
-        headers = httpx2.Headers(response.headers)
-        encoding = headers.get("content-encoding", "").strip().lower()
-        if encoding and content:
-            content = _decode(encoding, content)
-        return Reply(response.status, headers, content)
-
-
-def _decode(encoding: str, content: bytes) -> bytes:
-    """Undo gzip or deflate (zlib-wrapped or raw), as httpx2 does; other codings as they are."""
-    try:
-        if encoding == "gzip":
-            return zlib.decompress(content, zlib.MAX_WBITS | 16)
-        if encoding == "deflate":
-            try:
-                return zlib.decompress(content)
-            except zlib.error:
-                return zlib.decompress(content, -zlib.MAX_WBITS)
-    except zlib.error as exc:
-        raise httpx2.DecodingError(f"{encoding} body could not be decoded: {exc}") from None
-    return content
-
-
-def _mapped(exc: Exception) -> httpx2.HTTPError | None:
-    for source, target in _ERRORS:
-        if isinstance(exc, source):
-            return target(str(exc))
-    return None
+# --- httpcore2's pool ----------------------------------------------------------------------
 
 
 def _pool_options() -> dict[str, Any]:
@@ -236,25 +146,40 @@ def _pool_options() -> dict[str, Any]:
     }
 
 
-# --- the direct path ---------------------------------------------------------------------------
+def _core_request(
+    wire: Wire, call: Call, url: str, headers: Mapping[str, str] | None, timeout: Any
+) -> httpcore2.Request:
+    return httpcore2.Request(
+        call.method.encode("ascii"),
+        httpcore2.URL(
+            scheme=wire.scheme.encode("ascii"),
+            host=wire.hostname.encode("idna"),
+            port=wire.port,
+            target=wire.target(call, url),
+        ),
+        headers=wire.headers(call, headers),
+        content=call.body,
+        extensions={"timeout": wire.timeouts(timeout)},
+    )
+
+
+def _mapped(exc: Exception) -> httpx2.HTTPError | None:
+    for source, target in _ERRORS:
+        if isinstance(exc, source):
+            return target(str(exc))
+    return None
 
 
 class PoolPath:
-    """Sends straight onto an ``httpcore2.ConnectionPool`` of the client's own."""
+    """Sends onto an ``httpcore2.ConnectionPool`` of the client's own."""
 
-    def __init__(self, base_url: str, headers: Mapping[str, str], timeout: httpx2.Timeout) -> None:
-        self.wire = _Wire(base_url, headers, timeout)
+    def __init__(self, wire: Wire) -> None:
+        self.wire = wire
         self.pool = httpcore2.ConnectionPool(**_pool_options())
         self.closed = False
 
-    def send(
-        self,
-        call: Call,
-        url: str,
-        headers: Mapping[str, str] | None,
-        timeout: Any,
-    ) -> Reply:
-        request = self.wire.request(call, url, headers, timeout)
+    def send(self, call: Call, url: str, headers: Mapping[str, str] | None, timeout: Any) -> Reply:
+        request = _core_request(self.wire, call, url, headers, timeout)
         try:
             response = self.pool.handle_request(request)
             try:
@@ -266,7 +191,7 @@ class PoolPath:
             if mapped is None:
                 raise
             raise mapped from exc
-        return self.wire.reply(response, content)
+        return self.wire.reply(response.status, response.headers, content)
 
     def close(self) -> None:
         self.closed = True
@@ -274,21 +199,17 @@ class PoolPath:
 
 
 class AsyncPoolPath:
-    """Sends straight onto an ``httpcore2.AsyncConnectionPool`` of the client's own."""
+    """Sends onto an ``httpcore2.AsyncConnectionPool`` of the client's own."""
 
-    def __init__(self, base_url: str, headers: Mapping[str, str], timeout: httpx2.Timeout) -> None:
-        self.wire = _Wire(base_url, headers, timeout)
+    def __init__(self, wire: Wire) -> None:
+        self.wire = wire
         self.pool = httpcore2.AsyncConnectionPool(**_pool_options())
         self.closed = False
 
     async def send(
-        self,
-        call: Call,
-        url: str,
-        headers: Mapping[str, str] | None,
-        timeout: Any,
+        self, call: Call, url: str, headers: Mapping[str, str] | None, timeout: Any
     ) -> Reply:
-        request = self.wire.request(call, url, headers, timeout)
+        request = _core_request(self.wire, call, url, headers, timeout)
         try:
             response = await self.pool.handle_async_request(request)
             try:
@@ -300,8 +221,110 @@ class AsyncPoolPath:
             if mapped is None:
                 raise
             raise mapped from exc
-        return self.wire.reply(response, content)
+        return self.wire.reply(response.status, response.headers, content)
 
     async def close(self) -> None:
         self.closed = True
         await self.pool.aclose()
+
+
+# --- sockets of our own --------------------------------------------------------------------
+
+
+class SocketPath:
+    """Sends over the client's own keep-alive connections (:mod:`._socket_pool`)."""
+
+    def __init__(self, wire: Wire) -> None:
+        from ._h1 import request_bytes
+        from ._socket_pool import Origin, SyncSocketPool
+
+        self.wire = wire
+        self._bytes = request_bytes
+        self.pool = SyncSocketPool(Origin(wire.scheme, wire.hostname, wire.port))
+
+    def send(self, call: Call, url: str, headers: Mapping[str, str] | None, timeout: Any) -> Reply:
+        wire = self.wire
+        data = self._bytes(
+            call.method.encode("ascii"),
+            wire.target(call, url),
+            wire.headers(call, headers),
+            call.body,
+        )
+        reader = self.pool.request(data, wire.timeouts(timeout))
+        return wire.reply(reader.status, reader.headers, reader.body)
+
+    @property
+    def closed(self) -> bool:
+        return self.pool.closed
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+class AsyncSocketPath:
+    """Sends over the client's own asyncio connections; under another event loop, the pool path."""
+
+    def __init__(self, wire: Wire) -> None:
+        from ._async_socket_pool import AsyncSocketPool
+        from ._h1 import request_bytes
+        from ._socket_pool import Origin
+
+        self.wire = wire
+        self._bytes = request_bytes
+        self.pool = AsyncSocketPool(Origin(wire.scheme, wire.hostname, wire.port))
+        self._fallback: AsyncPoolPath | None = None
+
+    async def send(
+        self, call: Call, url: str, headers: Mapping[str, str] | None, timeout: Any
+    ) -> Reply:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (trio through anyio): httpcore2 serves both
+            if self._fallback is None:
+                self._fallback = AsyncPoolPath(self.wire)
+            return await self._fallback.send(call, url, headers, timeout)
+        wire = self.wire
+        data = self._bytes(
+            call.method.encode("ascii"),
+            wire.target(call, url),
+            wire.headers(call, headers),
+            call.body,
+        )
+        reader = await self.pool.request(data, wire.timeouts(timeout))
+        return wire.reply(reader.status, reader.headers, reader.body)
+
+    @property
+    def closed(self) -> bool:
+        return self.pool.closed
+
+    async def close(self) -> None:
+        self.pool.close()
+        if self._fallback is not None:
+            await self._fallback.close()
+
+
+def sync_path(
+    http_client: httpx2.Client | None, base_url: str, headers: dict[str, str], timeout: Any
+) -> HttpxPath | PoolPath | SocketPath:
+    """The path a :class:`~stacksapi.Client` sends on."""
+    path = choose_path(own_connections=http_client is None)
+    if path == "httpx":
+        return HttpxPath(
+            http_client or httpx2.Client(headers=headers, timeout=timeout, follow_redirects=False)
+        )
+    wire = Wire(base_url, headers, timeout)
+    return SocketPath(wire) if path == "socket" else PoolPath(wire)
+
+
+def async_path(
+    http_client: httpx2.AsyncClient | None, base_url: str, headers: dict[str, str], timeout: Any
+) -> AsyncHttpxPath | AsyncPoolPath | AsyncSocketPath:
+    """The path an :class:`~stacksapi.AsyncClient` sends on."""
+    path = choose_path(own_connections=http_client is None)
+    if path == "httpx":
+        return AsyncHttpxPath(
+            http_client
+            or httpx2.AsyncClient(headers=headers, timeout=timeout, follow_redirects=False)
+        )
+    wire = Wire(base_url, headers, timeout)
+    return AsyncSocketPath(wire) if path == "socket" else AsyncPoolPath(wire)

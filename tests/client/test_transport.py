@@ -78,6 +78,10 @@ def test_a_client_that_owns_its_connections_sends_straight_onto_the_pool(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("STACKSAPI_HTTP_PATH", raising=False)
     with Client(TOKEN) as client:
+        assert _path_of(client) == "SocketPath"
+    assert _path_of(AsyncClient(TOKEN)) == "AsyncSocketPath"
+    monkeypatch.setenv("STACKSAPI_HTTP_PATH", "pool")
+    with Client(TOKEN) as client:
         assert _path_of(client) == "PoolPath"
     assert _path_of(AsyncClient(TOKEN)) == "AsyncPoolPath"
 
