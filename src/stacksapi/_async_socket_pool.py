@@ -61,8 +61,6 @@ class _Conn(asyncio.Protocol):
         if reader is None or done is None or done.done():
             self.close()  # bytes nobody asked for: this connection cannot be trusted again
             return
-        if self._timer is not None:
-            self.arm(done.get_loop())
         try:
             reader.feed(data)
         except httpx2.HTTPError as exc:
@@ -70,6 +68,8 @@ class _Conn(asyncio.Protocol):
             return
         if reader.complete:
             done.set_result(None)
+        elif self._timer is not None:  # more to come: the read timeout starts again
+            self.arm(done.get_loop())
 
     def eof_received(self) -> bool | None:
         self._ended(None)
@@ -150,11 +150,14 @@ class AsyncSocketPool:
             raise RuntimeError("the client is closed")
         loop = asyncio.get_running_loop()
         slots = self._bind(loop)
-        try:
-            async with asyncio.timeout(timeout.get("pool")):
-                await slots.acquire()
-        except TimeoutError:
-            raise httpx2.PoolTimeout("no connection free within the pool timeout") from None
+        if slots.locked():  # every connection busy: wait, up to the pool timeout
+            try:
+                async with asyncio.timeout(timeout.get("pool")):
+                    await slots.acquire()
+            except TimeoutError:
+                raise httpx2.PoolTimeout("no connection free within the pool timeout") from None
+        else:
+            await slots.acquire()
         try:
             conn = self._take_idle(time.monotonic()) or await self._connect(
                 loop, timeout.get("connect")

@@ -76,11 +76,11 @@ class Wire:
 
     @staticmethod
     def reply(status: int, raw_headers: list[tuple[bytes, bytes]], content: bytes) -> Reply:
-        headers = httpx2.Headers(raw_headers)
-        encoding = headers.get("content-encoding", "").strip().lower()
-        if encoding and content:
-            content = _decode(encoding, content)
-        return Reply(status, headers, content)
+        if content:
+            for name, value in raw_headers:
+                if name.lower() == b"content-encoding":
+                    content = _decode(value.decode("latin-1").strip().lower(), content)
+        return Reply(status, httpx2.Headers(raw_headers), content)
 
 
 def _decode(encoding: str, content: bytes) -> bytes:
