@@ -10,7 +10,6 @@ The Python counterpart of the Go client's example. Needs a Buildkite cluster tok
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 from stacksapi import DEFAULT_QUEUE_KEY, Client, StacksAPIError, StackType
@@ -20,9 +19,9 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     stack_key = argv[1] if len(argv) > 1 else "example-stack"
     queue_key = argv[2] if len(argv) > 2 else DEFAULT_QUEUE_KEY
-    base_url = os.environ.get("STACKSAPI_BASE_URL", "https://agent.buildkite.com/v3/")
     try:
-        with Client(base_url=base_url, user_agent_prefix="register-example/1.0") as client:
+        # Token from BUILDKITE_CLUSTER_TOKEN, server from STACKSAPI_BASE_URL (else Buildkite).
+        with Client(user_agent_prefix="register-example/1.0") as client:
             info = client.get_token()
             if not info.is_clustered:
                 print("this token is not a cluster token: it cannot drive a stack")

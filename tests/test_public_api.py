@@ -9,6 +9,7 @@ import inspect
 from typing import Any
 
 import httpx2
+import msgspec
 import pytest
 
 import stacksapi
@@ -128,10 +129,11 @@ METHODS: dict[str, list[tuple[str, Any, object]]] = {
 }
 CONSTRUCTOR = [
     ("token", _POS, None),
-    ("base_url", _KW, "https://agent.buildkite.com/v3/"),
+    ("base_url", _KW, None),  # None: STACKSAPI_BASE_URL, else https://agent.buildkite.com/v3/
     ("http_client", _KW, None),
     ("timeout", _KW, _P.empty),  # a finite httpx2.Timeout: checked below
     ("retry", _KW, None),
+    ("max_retries", _KW, None),
     ("logger", _KW, None),
     ("log_http_payloads", _KW, False),
     ("user_agent_prefix", _KW, None),
@@ -227,3 +229,40 @@ def test_emulator_public_names() -> None:
     } <= set(emulator.__all__)
     for name in emulator.__all__:
         assert getattr(emulator, name) is not None
+
+
+_MODELS = PUBLIC - {
+    "__version__",
+    "DEFAULT_QUEUE_KEY",
+    "AsyncClient",
+    "AsyncClientWithResponse",
+    "Client",
+    "ClientWithResponse",
+    "Response",
+    "RetryPolicy",
+    "Secret",
+}
+
+
+def test_every_model_turns_into_plain_data_and_back() -> None:
+    models = [
+        getattr(stacksapi, n)
+        for n in _MODELS
+        if isinstance(getattr(stacksapi, n), type)
+        and issubclass(getattr(stacksapi, n), msgspec.Struct)
+    ]
+    assert len(models) >= 15
+    for model in models:
+        assert callable(model.to_dict), model
+        assert callable(model.from_dict), model
+    assert list(inspect.signature(stacksapi.Stack.to_dict).parameters) == ["self", "reveal_secrets"]
+
+
+def test_runtime_and_model_have_names_that_cannot_be_mistaken() -> None:
+    import stacksapi.stack as runtime
+
+    assert "StackRunner" in runtime.__all__
+    assert runtime.Stack is runtime.StackRunner  # the former name, kept as an alias
+    assert runtime.StackRunner.__name__ == "StackRunner"
+    assert stacksapi.Stack.__name__ == "Stack"  # the API model
+    assert issubclass(stacksapi.Stack, msgspec.Struct)

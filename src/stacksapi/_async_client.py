@@ -35,7 +35,6 @@ from ._response import Response
 from ._retry import RetryPolicy
 from ._settings import (
     DEFAULT,
-    DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT,
     RetryArg,
     TimeoutTypes,
@@ -51,20 +50,22 @@ T = TypeVar("T")
 class AsyncClient:
     """Asynchronous client of Buildkite's Stacks API. ``async with`` it, or ``await aclose()``.
 
-    ``token``: a cluster token; ``None`` reads ``BUILDKITE_CLUSTER_TOKEN``. ``timeout``: seconds or
-    an ``httpx2.Timeout`` (default 30 s per read/write/pool wait, 10 s to connect); ``None`` is
-    refused, pass ``math.inf`` to wait forever on purpose. Every method also takes ``retry=`` (a
-    :class:`RetryPolicy`, or ``False``) and ``timeout=`` for that call alone.
+    The methods and arguments are those of :class:`Client`, awaitable (``iter_scheduled_jobs`` is
+    an async iterator), and ``http_client`` is an ``httpx2.AsyncClient``. In short: ``token``
+    ``None`` reads ``BUILDKITE_CLUSTER_TOKEN``; ``base_url`` ``None`` reads
+    ``STACKSAPI_BASE_URL``, else Buildkite's; ``max_retries=N`` is the default retry policy with N
+    retries.
     """
 
     def __init__(
         self,
         token: str | None = None,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         http_client: httpx2.AsyncClient | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
+        max_retries: int | None = None,
         logger: logging.Logger | None = None,
         log_http_payloads: bool = False,
         user_agent_prefix: str | None = None,
@@ -79,6 +80,7 @@ class AsyncClient:
             base_url=base_url,
             timeout=timeout,
             retry=retry,
+            max_retries=max_retries,
             logger=logger,
             log_http_payloads=log_http_payloads,
             user_agent_prefix=user_agent_prefix,

@@ -31,7 +31,6 @@ from ._response import Response
 from ._retry import RetryPolicy
 from ._settings import (
     DEFAULT,
-    DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT,
     RetryArg,
     TimeoutTypes,
@@ -47,20 +46,24 @@ T = TypeVar("T")
 class Client:
     """Synchronous client of Buildkite's Stacks API. Use it as a context manager, or ``close()``.
 
-    ``token``: a cluster token; ``None`` reads ``BUILDKITE_CLUSTER_TOKEN``. ``timeout``: seconds or
-    an ``httpx2.Timeout`` (default 30 s per read/write/pool wait, 10 s to connect); ``None`` is
-    refused, pass ``math.inf`` to wait forever on purpose. Every method also takes ``retry=`` (a
-    :class:`RetryPolicy`, or ``False``) and ``timeout=`` for that call alone.
+    ``token``: a cluster token; ``None`` reads ``BUILDKITE_CLUSTER_TOKEN``. ``base_url``: the
+    argument, else ``STACKSAPI_BASE_URL``, else ``https://agent.buildkite.com/v3/``. ``timeout``:
+    seconds or an ``httpx2.Timeout`` (default 30 s per read/write/pool wait, 10 s to connect);
+    ``None`` is refused, pass ``math.inf`` to wait forever on purpose. ``retry``: a
+    :class:`RetryPolicy`; or ``max_retries=N`` for the default policy with N retries (0: none).
+    Every method also takes ``retry=`` (a :class:`RetryPolicy`, or ``False``) and ``timeout=``
+    for that call alone.
     """
 
     def __init__(
         self,
         token: str | None = None,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         http_client: httpx2.Client | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
+        max_retries: int | None = None,
         logger: logging.Logger | None = None,
         log_http_payloads: bool = False,
         user_agent_prefix: str | None = None,
@@ -75,6 +78,7 @@ class Client:
             base_url=base_url,
             timeout=timeout,
             retry=retry,
+            max_retries=max_retries,
             logger=logger,
             log_http_payloads=log_http_payloads,
             user_agent_prefix=user_agent_prefix,

@@ -30,7 +30,13 @@ from ._errors import (
 from ._redact import Redactor
 from ._response import Response
 from ._retry import RetryPolicy, decide
-from ._settings import DEFAULT, normalize_base_url, resolve_retry, resolve_timeout
+from ._settings import (
+    DEFAULT,
+    resolve_base_url,
+    resolve_max_retries,
+    resolve_retry,
+    resolve_timeout,
+)
 from ._version import __version__
 
 __all__ = ["Attempts", "Core", "build_headers", "make_core"]
@@ -111,6 +117,7 @@ def make_core(
     base_url: object,
     timeout: object,
     retry: RetryPolicy | None,
+    max_retries: int | None,
     logger: logging.Logger | None,
     log_http_payloads: bool,
     user_agent_prefix: str | None,
@@ -134,10 +141,9 @@ def make_core(
         raise ValueError("token: must be a non-empty str (a Buildkite cluster token, bkct_...)")
     if any(c in token for c in "\r\n\0") or token != token.strip():
         raise ValueError("token: must not contain line breaks or surrounding spaces")
-    if retry is None:
-        retry = RetryPolicy()
-    elif not isinstance(retry, RetryPolicy):
+    if retry is not None and not isinstance(retry, RetryPolicy):
         raise TypeError(f"retry: must be a RetryPolicy or None, got {type(retry).__name__}")
+    retry = resolve_max_retries(max_retries, retry) or RetryPolicy()
     if user_agent_prefix is not None and (
         not isinstance(user_agent_prefix, str) or any(c in user_agent_prefix for c in "\r\n")
     ):
@@ -145,7 +151,7 @@ def make_core(
     headers = build_headers(token, user_agent_prefix, __version__)
     core = Core(
         token=token,
-        base_url=normalize_base_url(base_url, allow_insecure_http=allow_insecure_http),
+        base_url=resolve_base_url(base_url, allow_insecure_http=allow_insecure_http),
         logger=logger if logger is not None else logging.getLogger("stacksapi"),
         log_http_payloads=bool(log_http_payloads),
         retry=retry,

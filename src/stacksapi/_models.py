@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-from typing import Any
+import re
+from collections.abc import Mapping
+from typing import Any, Self
 
 import msgspec
 
@@ -170,13 +172,60 @@ def encode_hook(obj: Any) -> Any:
     raise NotImplementedError(f"cannot encode {type(obj).__name__}")
 
 
+def _plain_hook(obj: Any) -> Any:
+    """``to_dict`` without ``reveal_secrets``: a :class:`Secret` becomes its mask."""
+    if isinstance(obj, Secret):
+        return MASKED
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+
+def _from_plain_hook(type_: type, obj: Any) -> Any:
+    """``from_dict``: a mask is refused as a secret's value, so no masked copy passes for one."""
+    if type_ is Secret and obj == MASKED:
+        raise ValueError(
+            "a masked secret, not its value (make the data with to_dict(reveal_secrets=True))"
+        )
+    return decode_hook(type_, obj)
+
+
+_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+
+
 class _Model(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False, gc=False):
-    """Base of every wire model: frozen, keyword-only construction.
+    """Base of every wire model: frozen, keyword-only construction, plain data and back.
 
     ``gc=False``: a wire model holds only strings, numbers and other wire models (in tuples or
     string dicts), so it can never be part of a reference cycle; leaving it untracked spares the
     garbage collector scanning the thousands of objects a page of jobs decodes into.
     """
+
+    def to_dict(self, *, reveal_secrets: bool = False) -> dict[str, Any]:
+        """This result as plain data: dicts, lists, str, int, float, bool and ``None`` only.
+
+        Field names are the wire names and datetimes become ISO 8601 strings, so the dict can go
+        to ``json.dumps`` or a database and come back with :meth:`from_dict`. A :class:`Secret`
+        is masked unless ``reveal_secrets`` (then the data holds the token: keep it private).
+        """
+        hook = encode_hook if reveal_secrets else _plain_hook
+        data: dict[str, Any] = msgspec.to_builtins(self, enc_hook=hook)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Build this model from plain data such as :meth:`to_dict` made (or the JSON of the API).
+
+        Raises ``ValueError`` naming the field (``jobs[0].scheduled_at``) when the data does not
+        fit; unknown keys are ignored, like in responses.
+        """
+        try:
+            return msgspec.convert(data, cls, dec_hook=_from_plain_hook)
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+            found = _AT.search(message)
+            if found is None:
+                raise ValueError(f"{cls.__name__}: {message}") from None
+            where = found.group("path") or "data"
+            raise ValueError(f"{cls.__name__}.{where}: {message[: found.start()]}") from None
 
 
 # --- register ---------------------------------------------------------------------------------

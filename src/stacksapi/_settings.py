@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,17 +19,22 @@ from ._errors import RequestValidationError
 from ._retry import NO_RETRY, RetryPolicy
 
 __all__ = [
+    "BASE_URL_ENV",
     "DEFAULT",
     "DEFAULT_BASE_URL",
     "DEFAULT_TIMEOUT",
     "RetryArg",
     "TimeoutTypes",
     "normalize_base_url",
+    "resolve_base_url",
+    "resolve_max_retries",
     "resolve_retry",
     "resolve_timeout",
 ]
 
 DEFAULT_BASE_URL = "https://agent.buildkite.com/v3/"
+BASE_URL_ENV = "STACKSAPI_BASE_URL"
+"""Where a client sends its requests when ``base_url`` is not given (else Buildkite)."""
 DEFAULT_TIMEOUT = httpx2.Timeout(30.0, connect=10.0)
 """30 s for each read, write and pool wait; 10 s to connect."""
 
@@ -84,6 +91,40 @@ def resolve_retry(value: object, default: RetryPolicy) -> RetryPolicy:
     raise RequestValidationError(
         "retry", "must be a RetryPolicy, False or None", value_hint=type(value).__name__
     )
+
+
+def resolve_max_retries(max_retries: object, retry: RetryPolicy | None) -> RetryPolicy | None:
+    """``max_retries=N``: the default policy with ``N`` retries after the first try.
+
+    A shortcut beside ``retry=``; giving both is refused rather than guessing which one wins.
+    """
+    if max_retries is None:
+        return retry
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int):
+        raise TypeError(f"max_retries: must be an int, got {type(max_retries).__name__}")
+    if max_retries < 0:
+        raise ValueError(f"max_retries: must be >= 0 (0 means no retry), got {max_retries}")
+    if retry is not None:
+        raise ValueError("pass either retry= or max_retries=, not both")
+    return RetryPolicy(max_attempts=max_retries + 1)
+
+
+def resolve_base_url(
+    base_url: object, *, allow_insecure_http: bool, environ: Mapping[str, str] = os.environ
+) -> str:
+    """The base URL to use: the argument, else ``STACKSAPI_BASE_URL``, else Buildkite's.
+
+    An empty variable counts as unset. A bad value is reported under the name it came from.
+    """
+    if base_url is not None:
+        return normalize_base_url(base_url, allow_insecure_http=allow_insecure_http)
+    from_env = environ.get(BASE_URL_ENV, "").strip()
+    if not from_env:
+        return DEFAULT_BASE_URL
+    try:
+        return normalize_base_url(from_env, allow_insecure_http=allow_insecure_http)
+    except RequestValidationError as exc:
+        raise RequestValidationError(BASE_URL_ENV, exc.limit, value_hint=from_env) from None
 
 
 def _is_loopback(host: str) -> bool:

@@ -120,7 +120,7 @@ def test_success_streams_output_and_reports_exit_status(server: EmulatorServer) 
 def test_failing_command_exit_status(server: EmulatorServer) -> None:
     job_id = server.emulator.create_job(command="echo about to fail; exit 7")
     done = _run(server, _job_token(server, job_id), job_id)
-    assert done.returncode == 7
+    assert done.returncode == 0  # the agent did its part; the job's 7 went to the server
     info = server.emulator.job(job_id)
     assert info.state == "finished"
     assert info.finish is not None
@@ -132,7 +132,7 @@ def _start_and_cancel(server: EmulatorServer, command: str, *args: str) -> tuple
     job_id = server.emulator.create_job(command=command)
     token = _job_token(server, job_id)
     proc = subprocess.Popen(
-        [*_AGENT, *args],
+        [*_AGENT, "--reflect-exit-status", *args],
         env=_agent_env(server, token, job_id),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -265,7 +265,7 @@ def test_large_output_reaches_the_log_intact(server: EmulatorServer) -> None:
 def test_sigterm_to_the_agent_stops_the_job(server: EmulatorServer) -> None:
     job_id = server.emulator.create_job(command="echo started; sleep 30")
     proc = subprocess.Popen(
-        _AGENT,
+        [*_AGENT, "--reflect-exit-status"],
         env=_agent_env(server, _job_token(server, job_id), job_id),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -284,3 +284,36 @@ def test_sigterm_to_the_agent_stops_the_job(server: EmulatorServer) -> None:
     assert info.state == "finished"
     assert info.finish is not None
     assert (info.finish.exit_status, info.finish.signal_reason) == (128 + 15, "agent_stop")
+
+
+# --- exit codes: the agent's own never read as a job's -------------------------------------------
+
+
+@pytest.mark.parametrize("job_exit", [1, 2, 3, 4, 27, 255])
+def test_a_job_exit_is_never_read_as_a_refused_acquire(
+    server: EmulatorServer, job_exit: int
+) -> None:
+    """By default, like ``buildkite-agent`` without ``--reflect-exit-status``, a job that ran
+    exits the agent 0 (its status went to the server); only the agent's own failures are
+    nonzero. So whatever the job exits with, the agent's code never says "acquire refused"."""
+    job_id = server.emulator.create_job(command=f"exit {job_exit}")
+    done = _run(server, _job_token(server, job_id), job_id)
+    assert done.returncode == 0, done.stderr
+    assert done.returncode not in (EXIT_ACQUIRE_FAILED, EXIT_USAGE)
+    info = server.emulator.job(job_id)
+    assert info.finish is not None
+    assert info.finish.exit_status == job_exit  # the job's own status is reported, not lost
+
+
+def test_refused_acquire_exit_code_is_the_agents_27(server: EmulatorServer) -> None:
+    assert EXIT_ACQUIRE_FAILED == 27  # what buildkite-agent exits with for a refused acquire
+    job_id = server.emulator.create_job(command="true")
+    token = _job_token(server, job_id)
+    server.emulator.cancel_job(job_id)
+    assert _run(server, token, job_id).returncode == EXIT_ACQUIRE_FAILED
+
+
+def test_reflect_exit_status_mirrors_the_job(server: EmulatorServer) -> None:
+    job_id = server.emulator.create_job(command="exit 7")
+    done = _run(server, _job_token(server, job_id), job_id, "--reflect-exit-status")
+    assert done.returncode == 7

@@ -1,5 +1,5 @@
 """``python -m stacksapi.cli``: the same as the ``stacksapi`` command."""
 
-from ._main import main
+from . import main
 
 main()

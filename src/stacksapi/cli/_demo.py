@@ -194,6 +194,7 @@ async def _run_demo(
                     "stacksapi.emulator._agent",
                     "--acquire-job",
                     "{job_uuid}",
+                    "--reflect-exit-status",  # the job's status in the "agent ended" lines
                 ),
                 env={"BUILDKITE_AGENT_ENDPOINT": base_url, "BUILDKITE_CANCEL_GRACE_PERIOD": "1"},
                 work_dir=str(workdir / "work"),

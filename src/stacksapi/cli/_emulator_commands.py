@@ -9,15 +9,19 @@ agent unchanged, so a stack's agent command can be ``stacksapi emulator agent --
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from stacksapi.emulator import ServeInfo
 
 from ._common import EXIT_API_ERROR, EXIT_USAGE, TOKEN_ENV, fail
 
 __all__ = ["emulator"]
 
 _ADMIN_TOKEN_ENV = "STACKSAPI_EMULATOR_ADMIN_TOKEN"  # noqa: S105 - a variable name
+_WILDCARDS = ("0.0.0.0", "::")  # noqa: S104 - names, not an address to listen on
 
 
 @click.group()
@@ -61,6 +65,10 @@ def emulator() -> None:
     default=None, metavar="TOKEN", help="Token of the /_emulator/ admin API (default: random).",
 )  # fmt: skip
 @click.option(
+    "--show-admin-token", is_flag=True,
+    help="Print the admin token in full (it is masked otherwise).",
+)  # fmt: skip
+@click.option(
     "--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="warning", show_default=True, help="uvicorn's log level.",
 )  # fmt: skip
@@ -74,6 +82,7 @@ def serve(  # noqa: PLR0917 - click passes options by name
     seed: int | None,
     faults: str | None,
     admin_token: str | None,
+    show_admin_token: bool,
     log_level: str,
 ) -> None:
     """Serve an emulated Stacks API until Ctrl-C (SIGINT) or SIGTERM.
@@ -89,7 +98,6 @@ def serve(  # noqa: PLR0917 - click passes options by name
       stacksapi emulator serve --no-rate-limits --token bkct_local_dev
     """
     from stacksapi.emulator._faults import parse_fault_spec
-    from stacksapi.emulator._serve import ServeInfo
     from stacksapi.emulator._serve import serve as run_server
 
     fault_config = None
@@ -102,12 +110,14 @@ def serve(  # noqa: PLR0917 - click passes options by name
     def on_ready(info: ServeInfo) -> None:
         em = info.emulator
         queue_lines = ", ".join(f"{q.key} ({q.scheduled_jobs} jobs)" for q in em.list_queues())
-        click.echo(f"stacksapi emulator listening on {info.base_url}")
+        everywhere = f" (bound to {host}: every interface)" if host in _WILDCARDS else ""
+        click.echo(f"stacksapi emulator listening on {info.base_url}{everywhere}")
         click.echo(f"  queues: {queue_lines}")
         click.echo(
             f"  rate limits: {'off' if no_rate_limits else 'on'}; "
             f"faults: {faults or 'off'}; admin API: {info.server.admin_url}"
         )
+        click.echo(f"  {_admin_token_line(info, show_admin_token)}")
         click.echo("Point the CLI or a stack at it (this line holds the cluster token):")
         click.echo(info.export_line())
         click.echo("Press Ctrl-C to stop.")
@@ -134,6 +144,23 @@ def serve(  # noqa: PLR0917 - click passes options by name
             code=EXIT_API_ERROR,
         )
     click.echo("stacksapi emulator stopped", err=True)
+
+
+def _admin_token_line(info: ServeInfo, show: bool) -> str:
+    """Where the admin token comes from and how to see it; the token itself only when asked."""
+    from stacksapi.emulator import mask_token
+
+    token = info.admin_token.get_secret_value()
+    source = click.get_current_context().get_parameter_source("admin_token")
+    if source is click.core.ParameterSource.ENVIRONMENT:
+        origin = f"from {_ADMIN_TOKEN_ENV}"
+    elif source is click.core.ParameterSource.COMMANDLINE:
+        origin = "from --admin-token"
+    else:
+        origin = f"random; set one with --admin-token or {_ADMIN_TOKEN_ENV}"
+    if show:
+        return f"admin token: {token} ({origin}; header 'Authorization: Token <admin token>')"
+    return f"admin token: {mask_token(token)} ({origin}; --show-admin-token prints it)"
 
 
 @emulator.command(

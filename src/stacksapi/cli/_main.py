@@ -14,12 +14,15 @@ from typing import Any
 import click
 
 from stacksapi._errors import StacksAPIError
+from stacksapi._extras import missing_extra
 from stacksapi._version import __version__
 
+from . import CLI_EXTRAS
 from ._api_commands import deregister, finish, jobs, notify, register, reserve, token, tokens
-from ._common import EXIT_API_ERROR, env_flag, redact
+from ._common import EXIT_API_ERROR, EXIT_USAGE, env_flag, redact
 from ._demo import demo
 from ._emulator_commands import emulator
+from ._kubernetes import kubernetes
 from ._run import run
 
 __all__ = ["cli", "main"]
@@ -77,6 +80,11 @@ class _Group(click.Group):
         except Exception as exc:
             if env_flag("STACKSAPI_DEBUG"):
                 raise
+            if isinstance(exc, ModuleNotFoundError) and (
+                missing := missing_extra(exc, "this command", CLI_EXTRAS)
+            ):
+                _one_line(str(missing))
+                ctx.exit(EXIT_USAGE)
             message = " ".join(str(exc).split()) or type(exc).__name__
             click.echo(
                 f"error: unexpected {type(exc).__name__}: {redact(message)} "
@@ -131,6 +139,7 @@ for _command in (
     run,
     demo,
     emulator,
+    kubernetes,
 ):
     cli.add_command(_command)
 

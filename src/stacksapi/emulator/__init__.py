@@ -3,13 +3,16 @@
 ``Emulator`` holds the state and the Python driving methods; ``create_app`` serves it as an ASGI
 app (starlette); ``EmulatorServer`` runs that app with uvicorn in a background thread. Names are
 imported on first use, so ``import stacksapi.emulator`` stays cheap and needs no extras until a
-server is wanted.
+server is wanted. Without the ``emulator`` extra (starlette, uvicorn), ``Emulator`` still works and
+the server parts raise one ``ModuleNotFoundError`` line naming the extra.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from stacksapi._extras import missing_extra
 
 if TYPE_CHECKING:
     from ._app import create_app
@@ -87,7 +90,14 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    try:
+        value = getattr(importlib.import_module(module, __name__), name)
+    except ModuleNotFoundError as exc:
+        # Only the state (Emulator, JobSpec, clocks...) works without the extra's server parts.
+        error = missing_extra(exc, f"stacksapi.emulator.{name}", ("emulator",))
+        if error is None:
+            raise
+        raise error from None
     globals()[name] = value
     return value
 

@@ -6,9 +6,14 @@ routes, runs its ``command`` with ``/bin/sh -c`` in its own process group, strea
 stdout and to the job log, watches for a cancel, and reports the exit status. It talks to the agent
 API with httpx2 directly: that API is not the Stacks API, so ``stacksapi.Client`` has no part here.
 
-The exit code is the command's exit status (128 + N when it died of signal N). When the job cannot
-be acquired the agent exits with :data:`EXIT_ACQUIRE_FAILED` and one line on stderr that is fit to
-be a finish ``detail``; no token ever appears in what the agent prints or passes to the command.
+Exit codes never mix the agent's outcome with the job's. Like ``buildkite-agent start
+--acquire-job``, an agent that ran the job exits 0 whatever the command exited with: the command's
+status (128 + N when it died of signal N) goes to the server in the finish. Nonzero is the agent's
+own failure: :data:`EXIT_USAGE`, :data:`EXIT_ACQUIRE_FAILED` (27, the real agent's code for a
+refused acquire; also when the server cannot be reached) with one line on stderr fit to be a finish
+``detail``, or :data:`EXIT_AGENT_ERROR`. ``--reflect-exit-status`` exits with the command's status
+instead, as the real agent's flag does; then a job's status can equal one of the agent's codes.
+No token ever appears in what the agent prints or passes to the command.
 """
 
 from __future__ import annotations
@@ -41,8 +46,10 @@ __all__ = [
 
 EXIT_USAGE = 2
 """Missing or invalid settings (job id, token, endpoint)."""
-EXIT_ACQUIRE_FAILED = 3
-"""The job could not be acquired: refused by the server, or the server was unreachable."""
+EXIT_ACQUIRE_FAILED = 27
+"""The job could not be acquired: refused by the server, or the server was unreachable.
+
+27 is what ``buildkite-agent`` exits with when an acquire is refused."""
 EXIT_AGENT_ERROR = 4
 """Acquired, but the command could not be started."""
 
@@ -70,6 +77,7 @@ class _Options:
     token: str
     endpoint: str
     grace: float
+    reflect_exit_status: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +105,11 @@ def _parse(argv: list[str]) -> _Options:
         type=float,
         help=f"seconds between TERM and KILL on cancel (default {_DEFAULT_GRACE_S:g})",
     )
+    parser.add_argument(
+        "--reflect-exit-status",
+        action="store_true",
+        help="exit with the job command's status instead of 0 once the job ran and was reported",
+    )
     # Flags the real agent takes and this one does not need (tags, name...) are ignored.
     args, _unknown = parser.parse_known_args(argv)
     env = os.environ
@@ -121,7 +134,13 @@ def _parse(argv: list[str]) -> _Options:
             raise _UsageError("BUILDKITE_CANCEL_GRACE_PERIOD must be a number of seconds") from None
     if not 0.0 <= grace <= 3600.0:
         raise _UsageError("cancel grace period must be between 0 and 3600 seconds")
-    return _Options(job_id=job_id, token=token, endpoint=endpoint.rstrip("/") + "/", grace=grace)
+    return _Options(
+        job_id=job_id,
+        token=token,
+        endpoint=endpoint.rstrip("/") + "/",
+        grace=grace,
+        reflect_exit_status=args.reflect_exit_status,
+    )
 
 
 class _Agent:
@@ -357,7 +376,7 @@ class _Agent:
         if reason is None and code < 0:
             reason = "signal"
         self.finish(job, exit_status, reason)
-        return exit_status
+        return exit_status if self.options.reflect_exit_status else 0
 
 
 def _retry_after(response: httpx2.Response, *, default: float) -> float:

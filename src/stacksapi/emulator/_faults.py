@@ -318,13 +318,20 @@ def _fault_response(kind: str, endpoint: str) -> tuple[Message, Message]:
     return _json_response(429, body, headers)
 
 
-def _find_transport(send: Any, depth: int = 0) -> asyncio.BaseTransport | None:
+def _is_transport(obj: object) -> bool:
+    """A transport of any event loop: asyncio's subclass ``BaseTransport``, uvloop's do not."""
+    if isinstance(obj, asyncio.BaseTransport):
+        return True
+    return callable(getattr(obj, "get_extra_info", None)) and callable(getattr(obj, "close", None))
+
+
+def _find_transport(send: Any, depth: int = 0) -> Any:
     """Reach the server's socket transport behind ``send`` (uvicorn binds it on its cycle).
 
     Middleware in between wraps ``send`` in closures, so follow closure cells a few levels.
     """
     transport = getattr(getattr(send, "__self__", None), "transport", None)
-    if isinstance(transport, asyncio.BaseTransport):
+    if _is_transport(transport):
         return transport
     if depth >= 6:
         return None
@@ -368,6 +375,9 @@ class FaultMiddleware:
         if decision.kind is None:
             await self.app(scope, receive, send)
         elif decision.kind == "drop":
+            # Read the body first: closing a socket with unread bytes makes the kernel send a
+            # reset, which a client sees as a read error rather than a closed connection.
+            await self._drain(receive)
             await self._drop(send)
         else:
             await self._drain(receive)

@@ -100,7 +100,9 @@ def sample_jobs(count: int, queues: Sequence[str], *, seed: int | None = None) -
         raise ValueError(f"jobs: must be between 0 and {_MAX_JOBS}, got {count}")
     if not queues:
         raise ValueError("queues: at least one queue is needed to create jobs")
-    rng = random.Random(seed)
+    # A stream of its own: the emulator draws job and queue uuids from ``Random(seed)``, and the
+    # same stream here would hand a job's uuid to a pipeline or a build.
+    rng = random.Random(None if seed is None else f"stacksapi.sample_jobs:{seed}")
     pipelines = [(slug, _uuid(rng)) for slug in _PIPELINES]
     numbers = dict.fromkeys(_PIPELINES, 0)
     specs: list[JobSpec] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import socket
 import threading
 import time
@@ -23,6 +24,8 @@ from ._state import Emulator
 __all__ = ["EmulatorServer"]
 
 _START_TIMEOUT = 10.0
+_LOOPS = ("auto", "asyncio", "uvloop")
+_WILDCARD_TO_LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
 
 
 class _Server(uvicorn.Server):
@@ -53,7 +56,8 @@ class EmulatorServer:
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. ``base_url`` ends in
     ``/v3/`` (give it to a client with ``emulator.token``); ``admin_url`` ends in ``/_emulator/``
-    (use ``admin_token``).
+    (use ``admin_token``). ``loop`` is uvicorn's: ``"auto"`` (uvloop when installed),
+    ``"asyncio"`` or ``"uvloop"``.
     """
 
     def __init__(
@@ -64,12 +68,18 @@ class EmulatorServer:
         port: int = 0,
         middleware: Sequence[Middleware] = (),
         log_level: str = "warning",
+        loop: str = "auto",
     ) -> None:
+        if loop not in _LOOPS:
+            raise ValueError(f"loop: must be one of {', '.join(_LOOPS)}, got {loop!r}")
+        if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ModuleNotFoundError("loop='uvloop' needs uvloop installed", name="uvloop")
         self.emulator = emulator if emulator is not None else Emulator()
         self.host = host
         self.app = create_app(self.emulator, middleware=middleware)
         self._requested_port = port
         self._log_level = log_level
+        self._loop = loop
         self._socket: socket.socket | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -77,8 +87,13 @@ class EmulatorServer:
 
     @property
     def url(self) -> str:
-        """``http://host:port`` without a path."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        """``http://host:port`` without a path, an address a client on this machine can reach.
+
+        Bound to every interface (``0.0.0.0``, ``::``), that is the loopback address: the wildcard
+        is not a destination, and a client sends its token over plain http only to loopback.
+        """
+        host = _WILDCARD_TO_LOOPBACK.get(self.host, self.host)
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
     @property
@@ -122,6 +137,7 @@ class EmulatorServer:
         config = uvicorn.Config(
             self.app,
             log_level=self._log_level,
+            loop=self._loop,
             lifespan="off",
             access_log=False,
             ws="none",

@@ -1,7 +1,8 @@
 """The stack runtime: pull scheduled jobs, reserve them, and hand them to a dispatcher.
 
-``Stack`` runs the loop; ``StackConfig`` configures it (TOML, flags, environment); a
-``Dispatcher`` starts agents (``SubprocessDispatcher`` runs them as local processes).
+``StackRunner`` runs the loop (``Stack`` is its former name, kept as an alias); ``StackConfig``
+configures it (TOML, flags, environment); a ``Dispatcher`` starts agents
+(``SubprocessDispatcher`` runs them as local processes).
 See ``docs/stack.md``.
 """
 
@@ -20,7 +21,7 @@ from ._events import EventCallback, EventKind, StackEvent
 from ._logging import JsonLogFormatter
 from ._metrics import StackMetrics
 from ._rules import rule_matches, serves_job
-from ._runtime import Stack, StackExit
+from ._runtime import Stack, StackExit, StackRunner
 from ._subprocess import SubprocessDispatcher
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "StackEvent",
     "StackExit",
     "StackMetrics",
+    "StackRunner",
     "SubprocessConfig",
     "SubprocessDispatcher",
     "rule_matches",

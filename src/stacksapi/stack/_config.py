@@ -169,7 +169,7 @@ def _check_template(key: str, words: Any) -> None:
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=True)
 class StackConfig:
-    """Everything the :class:`~stacksapi.stack.Stack` loop needs (the ``[stack]`` table).
+    """Everything the :class:`~stacksapi.stack.StackRunner` loop needs (the ``[stack]`` table).
 
     Only ``key`` is required. Durations are seconds. See ``docs/stack.md`` for each key.
     """

@@ -97,8 +97,8 @@ class DispatchSink(Protocol):
 class ProvisioningSink(DispatchSink, Protocol):
     """A sink that also answers "has an agent taken this job?" and posts notifications.
 
-    :class:`~stacksapi.stack.Stack` is one. A dispatcher that watches provisioning (a pod stuck
-    pulling its image) uses it to choose: before an agent took the job, tear the work down and
+    :class:`~stacksapi.stack.StackRunner` is one. A dispatcher that watches provisioning (a pod
+    stuck pulling its image) uses it to choose: before an agent took the job, tear the work down and
     report :meth:`agent_ended` with the reason (the stack then finishes the job with
     ``stack_error``); after, only :meth:`notify`, since the agent owns the job.
     """

@@ -21,7 +21,7 @@ from ._config import ConfigError, StackConfig
 from ._dispatcher import Dispatcher
 from ._events import EventCallback
 from ._logging import configure_logging
-from ._runtime import Stack, StackExit
+from ._runtime import StackExit, StackRunner
 from ._subprocess import SubprocessDispatcher
 
 __all__ = ["load_dispatcher", "main", "run_stack"]
@@ -36,7 +36,7 @@ async def run_stack(
     environ: Mapping[str, str] | None = None,
     install_signal_handlers: bool = True,
 ) -> StackExit:
-    """Open an :class:`AsyncClient`, run a :class:`Stack` until stopped, close the client.
+    """Open an :class:`AsyncClient`, run a :class:`StackRunner` until stopped, close the client.
 
     ``dispatcher`` defaults to the one named by ``config.dispatcher`` (``MODULE:NAME``, see
     :func:`load_dispatcher`), else a :class:`SubprocessDispatcher` built from ``config.subprocess``.
@@ -51,7 +51,7 @@ async def run_stack(
         except ConfigError as exc:
             return StackExit(f"bad configuration: {exc}", exc)
     async with AsyncClient(token or env.get("BUILDKITE_CLUSTER_TOKEN"), **kwargs) as client:
-        stack = Stack(
+        stack = StackRunner(
             client, config, dispatcher or SubprocessDispatcher(config.subprocess), on_event=on_event
         )
         if install_signal_handlers:

@@ -1,6 +1,6 @@
 """Events the runtime emits so a UI (the demo's live view, a test) can follow progress.
 
-Pass ``on_event=callback`` to :class:`~stacksapi.stack.Stack`; the callback runs on the event
+Pass ``on_event=callback`` to :class:`~stacksapi.stack.StackRunner`; the callback runs on the event
 loop, must be quick and must not raise (an exception is logged and ignored).
 """
 

@@ -1,10 +1,10 @@
 """What the runtime holds in flight, and the half of the loop that watches it.
 
 ``Flight`` is one job this stack holds. ``InFlight`` is the part of
-:class:`~stacksapi.stack.Stack` that keeps those jobs honest: it renews reservations before they
-expire, checks states in batches, tears down work for jobs cancelled meanwhile, finishes jobs
+:class:`~stacksapi.stack.StackRunner` that keeps those jobs honest: it renews reservations before
+they expire, checks states in batches, tears down work for jobs cancelled meanwhile, finishes jobs
 whose agent failed before taking them, frees capacity, and sends notifications in batches. It is
-a mixin only to keep each module short; ``Stack`` owns the state it declares.
+a mixin only to keep each module short; ``StackRunner`` owns the state it declares.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ MAX_BACKOFF = 30.0
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StackExit:
-    """Why :meth:`Stack.run_async` returned. ``error`` is set when the loop died of it."""
+    """Why :meth:`StackRunner.run_async` returned. ``error`` is set when the loop died of it."""
 
     reason: str
     error: BaseException | None = None
@@ -86,7 +86,7 @@ class Flight:
 
 
 class InFlight:
-    """The watching half of :class:`~stacksapi.stack.Stack` (see the module docstring)."""
+    """The watching half of :class:`~stacksapi.stack.StackRunner` (see the module docstring)."""
 
     config: StackConfig
     dispatcher: Dispatcher

@@ -1,4 +1,4 @@
-"""``Stack``: the loop that pulls scheduled jobs and hands them to a dispatcher.
+"""``StackRunner``: the loop that pulls scheduled jobs and hands them to a dispatcher.
 
 One asyncio task polls (register once, list the first pages, honour ``dispatch_paused``, filter,
 order, reserve within free capacity, issue job acquisition tokens, dispatch); another watches
@@ -28,6 +28,7 @@ from ._api import AsyncStacksClient, LimitedAPI, is_permanent
 from ._config import StackConfig
 from ._dispatcher import AgentExit, Dispatcher, DispatchError, DispatchRequest
 from ._events import EventCallback, EventKind
+from ._health import Health
 from ._inflight import (
     MAX_BACKOFF,
     Fatal,
@@ -48,12 +49,16 @@ from ._planning import (
     start_order,
 )
 from ._ratelimit import RateLimiter
+from ._status import StatusServer
 
-__all__ = ["Stack", "StackExit"]
+__all__ = ["Stack", "StackExit", "StackRunner"]
 
 
-class Stack(InFlight):
-    """Runs one stack: ``await stack.run_async()`` in asyncio, or ``stack.run()`` in a script.
+class StackRunner(InFlight):
+    """Runs one stack: ``await runner.run_async()`` in asyncio, or ``runner.run()`` in a script.
+
+    Named apart from :class:`stacksapi.Stack`, the registered stack the API returns; the old
+    name ``stacksapi.stack.Stack`` still works as an alias.
 
     ``client`` is a ``stacksapi.AsyncClient`` (the caller opens and closes it), ``dispatcher``
     any :class:`~stacksapi.stack.Dispatcher`. ``on_event`` receives a
@@ -73,6 +78,8 @@ class Stack(InFlight):
         self.config = config
         self.dispatcher = dispatcher
         self.metrics = StackMetrics(stack_key=config.key)
+        self.health = Health(poll_interval=config.poll_interval, clock=clock)
+        self.status = StatusServer(self.metrics, self.health)
         self._log = logger or logging.getLogger("stacksapi.stack")
         self._on_event = on_event
         self._clock = clock
@@ -138,13 +145,15 @@ class Stack(InFlight):
         self._wake_poll, self._wake_watch = asyncio.Event(), asyncio.Event()
         if self._stop_requested:
             self._stop.set()
+        if self.config.metrics_port is not None:  # probes answer while it registers
+            await self.status.start(self.config.metrics_port, self.config.metrics_host)
         try:
             await self._register()
         except Fatal as fatal:
+            self.health.failed = fatal.reason
+            await self.status.close()
             self._emit(EventKind.STOPPED, message=fatal.reason, reason=fatal.reason, ok=False)
             return StackExit(fatal.reason, fatal.cause)
-        if self.config.metrics_port is not None:
-            self.metrics.serve(self.config.metrics_port, self.config.metrics_host)
         result = StackExit("stop requested")
         loops: list[asyncio.Task[None]] = []
         try:
@@ -172,6 +181,7 @@ class Stack(InFlight):
                 if err is not None:
                     died = err if isinstance(err, Fatal) else Fatal(f"internal error: {err!r}", err)
                     result = StackExit(died.reason, died.cause)
+                    self.health.failed = died.reason
                     self._log.error("stack %s stopping: %s", self.config.key, died.reason)
         finally:
             await self._shutdown(loops, graceful=result.ok)
@@ -235,11 +245,13 @@ class Stack(InFlight):
                 attempt += 1
                 await asyncio.sleep(min(MAX_BACKOFF, 0.5 * 2**attempt))
                 continue
+            self.health.registered = True
             self._emit(EventKind.REGISTERED, message=f"registered stack {cfg.key!r}")
             return
 
     async def _shutdown(self, loops: list[asyncio.Task[None]], *, graceful: bool) -> None:
         self._stop_requested = True
+        self.health.stopping = True
         self._emit(EventKind.STOPPING, message="stopping: no new jobs")
         poll, rest = (loops[0], loops[1:]) if loops else (None, [])
         await cancel_tasks([poll] if poll else [])
@@ -268,7 +280,7 @@ class Stack(InFlight):
             self._emit(EventKind.DEREGISTERED, message=f"deregistered stack {self.config.key!r}")
         except StacksAPIError as exc:
             self._log.error("stack %s: deregister failed: %s", self.config.key, exc)
-        self.metrics.close()
+        await self.status.close()
 
     def _unstarted(self) -> list[str]:
         return [u for u, f in self._flights.items() if not f.started and not f.cancelled]
@@ -283,6 +295,7 @@ class Stack(InFlight):
             try:
                 again, next_runnable = await self._poll_once()
                 failures = 0
+                self.health.polled()
             except StacksAPIError as exc:
                 if is_permanent(exc):
                     raise Fatal(f"polling failed permanently: {exc}", exc) from exc
@@ -453,3 +466,7 @@ class Stack(InFlight):
         self._emit(EventKind.DISPATCH_FAILED, uuid, detail)
         await self._finish(uuid, detail)
         self._release(uuid)
+
+
+Stack = StackRunner
+"""The former name of :class:`StackRunner`, kept so existing code runs unchanged."""
