@@ -30,6 +30,9 @@ typecheck: env
 
 pytest: env
 	$(UV) run --no-sync pytest
+	@echo "--- the client suites again on the other two paths (httpx2, httpcore2's pool)"
+	STACKSAPI_HTTP_PATH=httpx $(UV) run --no-sync pytest -q tests/client tests/security
+	STACKSAPI_HTTP_PATH=pool $(UV) run --no-sync pytest -q tests/client tests/security
 
 # The docs site in strict mode: a broken link, anchor or API reference fails it.
 docs: env

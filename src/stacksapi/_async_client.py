@@ -39,6 +39,7 @@ from ._settings import (
     RetryArg,
     TimeoutTypes,
 )
+from ._transport import async_path
 from ._with_response import AsyncClientWithResponse
 
 __all__ = ["AsyncClient"]
@@ -87,9 +88,7 @@ class AsyncClient:
             send_headers=http_client is not None,
         )
         self._owns_http = http_client is None
-        self._http = http_client or httpx2.AsyncClient(
-            headers=headers, timeout=self._core.timeout, follow_redirects=False
-        )
+        self._wire = async_path(http_client, self._core.base_url, headers, self._core.timeout)
         self._sleep: Callable[[float], Awaitable[None]] = (
             anyio.sleep
         )  # tests inject a recorder here
@@ -106,20 +105,11 @@ class AsyncClient:
         while True:
             start = perf_counter()
             try:
-                r = await self._http.request(
-                    call.method,
-                    state.url,
-                    content=call.body,
-                    params=call.params,
-                    headers=state.headers,
-                    timeout=timeout,
-                )
+                r = await self._wire.send(call, state.url, state.headers, timeout)
             except httpx2.HTTPError as exc:
                 wait = state.on_error(exc, perf_counter() - start)
             else:
-                result = state.on_response(
-                    r.status_code, r.headers, r.content, perf_counter() - start
-                )
+                result = state.on_response(r.status, r.headers, r.content, perf_counter() - start)
                 if result is not None:
                     return result
                 wait = state.wait
@@ -128,7 +118,7 @@ class AsyncClient:
     async def aclose(self) -> None:
         """Close the HTTP connections (not those of a caller's ``http_client``)."""
         if self._owns_http:
-            await self._http.aclose()
+            await self._wire.close()
 
     async def __aenter__(self) -> AsyncClient:
         return self

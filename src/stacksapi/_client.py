@@ -35,6 +35,7 @@ from ._settings import (
     RetryArg,
     TimeoutTypes,
 )
+from ._transport import sync_path
 from ._with_response import ClientWithResponse
 
 __all__ = ["Client"]
@@ -85,9 +86,7 @@ class Client:
             send_headers=http_client is not None,
         )
         self._owns_http = http_client is None
-        self._http = http_client or httpx2.Client(
-            headers=headers, timeout=self._core.timeout, follow_redirects=False
-        )
+        self._wire = sync_path(http_client, self._core.base_url, headers, self._core.timeout)
         self._sleep: Callable[[float], None] = time.sleep  # tests inject a recorder here
         self.with_response = ClientWithResponse(self)
 
@@ -102,20 +101,11 @@ class Client:
         while True:
             start = perf_counter()
             try:
-                r = self._http.request(
-                    call.method,
-                    state.url,
-                    content=call.body,
-                    params=call.params,
-                    headers=state.headers,
-                    timeout=timeout,
-                )
+                r = self._wire.send(call, state.url, state.headers, timeout)
             except httpx2.HTTPError as exc:
                 wait = state.on_error(exc, perf_counter() - start)
             else:
-                result = state.on_response(
-                    r.status_code, r.headers, r.content, perf_counter() - start
-                )
+                result = state.on_response(r.status, r.headers, r.content, perf_counter() - start)
                 if result is not None:
                     return result
                 wait = state.wait
@@ -124,7 +114,7 @@ class Client:
     def close(self) -> None:
         """Close the HTTP connections (not those of a caller's ``http_client``)."""
         if self._owns_http:
-            self._http.close()
+            self._wire.close()
 
     def __enter__(self) -> Client:
         return self

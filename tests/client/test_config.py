@@ -86,7 +86,12 @@ def test_wrong_http_client_kind_is_refused() -> None:
 def test_close_closes_only_our_own_http_client() -> None:
     c = Client(TOKEN)
     c.close()
-    assert c._http.is_closed
+    assert c._wire.closed
+    theirs = httpx2.Client()
+    mine = Client(TOKEN, http_client=theirs)
+    mine.close()
+    assert not theirs.is_closed
+    theirs.close()
 
 
 def test_default_logger_is_stacksapi_and_a_given_one_is_used(

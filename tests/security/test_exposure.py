@@ -28,6 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stacksapi import APIConnectionError, AsyncClient, Client, RequestValidationError
+from stacksapi._transport import AsyncPoolPath, AsyncSocketPath, PoolPath, SocketPath
 from stacksapi.cli import cli
 from stacksapi.emulator import Emulator, EmulatorServer
 
@@ -49,8 +50,13 @@ _TOKEN_INFO = msgspec.json.encode(
 
 
 def _ssl_context_of(client: Client | AsyncClient) -> ssl.SSLContext:
-    pool = client._http._transport._pool  # type: ignore[union-attr]
-    context = pool._ssl_context
+    wire = client._wire
+    if isinstance(wire, SocketPath | AsyncSocketPath):
+        context = wire.pool.origin.ssl_context
+    elif isinstance(wire, PoolPath | AsyncPoolPath):
+        context = wire.pool._ssl_context
+    else:
+        context = wire.http._transport._pool._ssl_context  # type: ignore[union-attr]
     assert isinstance(context, ssl.SSLContext)
     return context
 
