@@ -112,9 +112,9 @@ class DispatchRequest:
 
     ``job`` is the job as listed (priority, agent query rules, pipeline, build, step);
     ``details`` the job as ``get_job`` returns it (command, env), fetched once through the
-    runtime's rate-limited client (``None`` when ``fetch_job_details`` is off). ``token`` is the job acquisition token (``None`` when tokens are turned
-    off); put it in the agent's environment only. ``extra_env`` is environment the runtime wants
-    the agent to see.
+    runtime's rate-limited client (``None`` when ``fetch_job_details`` is off). ``token`` is
+    the job acquisition token (``None`` when tokens are turned off); put it in the agent's
+    environment only. ``extra_env`` is environment the runtime wants the agent to see.
     """
 
     job: ScheduledJob
