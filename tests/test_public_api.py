@@ -266,3 +266,22 @@ def test_runtime_and_model_have_names_that_cannot_be_mistaken() -> None:
     assert runtime.StackRunner.__name__ == "StackRunner"
     assert stacksapi.Stack.__name__ == "Stack"  # the API model
     assert issubclass(stacksapi.Stack, msgspec.Struct)
+
+
+STACK_PUBLIC = {
+    "DEFAULT_AGENT_COMMAND", "AdoptedJob", "AdoptedState", "AgentExit", "AsyncStacksClient",
+    "ConfigError", "DispatchDeferred", "DispatchError", "DispatchRequest", "DispatchSink",
+    "Dispatcher", "EventCallback", "EventKind", "JsonLogFormatter", "ProvisioningSink", "Stack",
+    "StackConfig", "StackEvent", "StackExit", "StackMetrics", "StackRunner", "SubprocessConfig",
+    "SubprocessDispatcher", "TokenRefresher", "rule_matches", "run_stack", "serves_job",
+}  # fmt: skip
+
+
+def test_the_stack_runtime_public_names() -> None:
+    import stacksapi.stack
+
+    assert set(stacksapi.stack.__all__) == STACK_PUBLIC
+    for name in stacksapi.stack.__all__:
+        value = getattr(stacksapi.stack, name)
+        if isinstance(value, type):
+            assert value.__module__.startswith("stacksapi")

@@ -9,26 +9,34 @@ See ``docs/stack.md``.
 from ._api import AsyncStacksClient
 from ._config import DEFAULT_AGENT_COMMAND, ConfigError, StackConfig, SubprocessConfig
 from ._dispatcher import (
+    AdoptedJob,
+    AdoptedState,
     AgentExit,
+    DispatchDeferred,
     Dispatcher,
     DispatchError,
     DispatchRequest,
     DispatchSink,
     ProvisioningSink,
+    TokenRefresher,
 )
 from ._entry import run_stack
 from ._events import EventCallback, EventKind, StackEvent
+from ._exit import StackExit
 from ._logging import JsonLogFormatter
 from ._metrics import StackMetrics
 from ._rules import rule_matches, serves_job
-from ._runtime import Stack, StackExit, StackRunner
+from ._runtime import Stack, StackRunner
 from ._subprocess import SubprocessDispatcher
 
 __all__ = [
     "DEFAULT_AGENT_COMMAND",
+    "AdoptedJob",
+    "AdoptedState",
     "AgentExit",
     "AsyncStacksClient",
     "ConfigError",
+    "DispatchDeferred",
     "DispatchError",
     "DispatchRequest",
     "DispatchSink",
@@ -45,6 +53,7 @@ __all__ = [
     "StackRunner",
     "SubprocessConfig",
     "SubprocessDispatcher",
+    "TokenRefresher",
     "rule_matches",
     "run_stack",
     "serves_job",
