@@ -68,7 +68,7 @@ class AgentKubelet:
         containers = spec["containers"]
         for c in spec.get("initContainers", []) + containers:
             if c["image"] in self.unpullable:
-                self._pull_fails(fake, ns, name, containers, c)
+                self._pull_fails(fake, ns, name, spec, c)
                 return
         if self.unschedulable:
             fake.add_event(ns, "Pod", name, "Warning", "FailedScheduling",
@@ -86,7 +86,7 @@ class AgentKubelet:
             return
         self._agent(fake, ns, name, containers, spec.get("initContainers", []))
 
-    def _pull_fails(self, fake: FakeKube, ns: str, pod: str, all_: list[Obj], bad: Obj) -> None:
+    def _pull_fails(self, fake: FakeKube, ns: str, pod: str, spec: Obj, bad: Obj) -> None:
         image = bad["image"]
         fake.add_event(ns, "Pod", pod, "Normal", "Pulling", f'Pulling image "{image}"')
         fake.add_event(ns, "Pod", pod, "Warning", "Failed",
@@ -94,9 +94,11 @@ class AgentKubelet:
                        "desc = manifest unknown")  # fmt: skip
         fake.add_event(ns, "Pod", pod, "Warning", "Failed", "Error: ErrImagePull")
         waiting = {"waiting": {"reason": "ErrImagePull", "message": "manifest unknown"}}
-        fake.update_pod(ns, pod, {"phase": "Pending", "containerStatuses": [
-            container_status(c, waiting if c is bad else {"waiting": {"reason": "PodInitializing"}})
-            for c in all_]})  # fmt: skip
+        other = {"waiting": {"reason": "PodInitializing"}}
+        fake.update_pod(ns, pod, {"phase": "Pending", **{
+            f"{kind}Statuses": [container_status(c, waiting if c is bad else other)
+                                for c in spec.get(f"{kind}s", [])]
+            for kind in ("initContainer", "container")}})  # fmt: skip
 
     def _agent(
         self, fake: FakeKube, ns: str, pod: str, containers: list[Obj], init: list[Obj]
