@@ -172,7 +172,8 @@ class KubernetesDispatcher:
         manifest = with_sidecars(manifest, self.config.agent_container,
                                  native=self.native_sidecars)  # fmt: skip
         manifest["metadata"]["annotations"][DISPATCH_ANNOTATION] = dispatch_id
-        manifest["spec"]["suspend"] = True  # released once its Secret exists
+        if request.token is not None:  # a per-job Secret: no pod before it exists
+            manifest["spec"]["suspend"] = True  # released once the Secret is there
         return manifest
 
     async def dispatch(self, request: DispatchRequest) -> None:
