@@ -34,6 +34,8 @@ from lightkube import ApiError, AsyncClient
 from lightkube.resources.batch_v1 import Job
 
 from stacksapi.stack import (
+    AdoptedJob,
+    AdoptedState,
     AgentExit,
     DispatchError,
     DispatchRequest,
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = ["KubernetesDispatcher", "dispatcher"]
 
 _log = logging.getLogger("stacksapi.kubernetes")
+_ADOPTED_BY_PHASE = {"Running": AdoptedState.STARTED, "Pending": AdoptedState.PROVISIONING}
 
 
 class KubernetesDispatcher:
@@ -128,8 +131,12 @@ class KubernetesDispatcher:
             trust_env=False,
         )
 
-    async def start(self, sink: DispatchSink) -> Collection[str]:
-        """Connect, list this stack's Jobs (the active ones are returned), start watching."""
+    async def start(self, sink: DispatchSink) -> Collection[AdoptedJob]:
+        """Connect, list this stack's Jobs (the active ones are returned), start watching.
+
+        Each adopted job comes with what its pod is doing: running (``STARTED``), pending
+        (``PROVISIONING``), or no pod seen (``UNKNOWN``: the runtime asks the API).
+        """
         self._sink = sink
         self._client = self._connect()
         cfg = self.config
@@ -158,12 +165,17 @@ class KubernetesDispatcher:
             tracked = Tracked(uuid, str(job.metadata.name), since=time.monotonic())
             self._tracked[uuid] = tracked
             self._table.bind(tracked, job)
+        pods_version = None
+        if self._tracked:  # what each adopted Job's pod is doing, for the runtime's watch
+            pods, pods_version = await self._api.list_pods(self.selector)
+            self._table.pods_listed(pods, pods_version)
         self._watcher = Watcher(self._api, self.selector, self._table,
                                 sweep_interval=cfg.check_interval)  # fmt: skip
-        self._watcher.start(version)
+        self._watcher.start(version, pods_version)
         _log.info("watching Jobs in namespace %s (%d in flight; %s sidecars)", self.namespace,
                   len(self._tracked), "native" if self.native_sidecars else "ordinary")  # fmt: skip
-        return list(self._tracked)
+        return [AdoptedJob(t.uuid, _ADOPTED_BY_PHASE.get(_phase(t), AdoptedState.UNKNOWN))
+                for t in self._tracked.values()]  # fmt: skip
 
     # --- dispatch -----------------------------------------------------------------------
 
@@ -440,6 +452,11 @@ class KubernetesDispatcher:
     def _notify(self, uuid: str, detail: str) -> None:
         if isinstance(self._sink, ProvisioningSink):
             self._sink.notify(uuid, detail)
+
+
+def _phase(tracked: Tracked) -> str:
+    pod = tracked.pod
+    return str(pod.status.phase or "") if pod is not None and pod.status is not None else ""
 
 
 def _reason(exc: BaseException) -> str:

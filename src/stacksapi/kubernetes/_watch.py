@@ -61,14 +61,14 @@ class Watcher:
         self._tasks: list[asyncio.Task[None]] = []
         self.relists = 0  # how often a kind had to be listed again (tests, metrics)
 
-    def start(self, jobs_version: str | None) -> None:
-        """Start watching; ``jobs_version`` is the version of the Job list the caller made."""
+    def start(self, jobs_version: str | None, pods_version: str | None = None) -> None:
+        """Start watching from the versions of the lists the caller made (``None``: list)."""
         self._tasks = [
             asyncio.create_task(
                 self._follow(Job, jobs_version, self.api.list_jobs, self.handler.jobs_listed,
                              self.handler.on_job), name="k8s-watch-jobs"),
             asyncio.create_task(
-                self._follow(Pod, None, self.api.list_pods, self.handler.pods_listed,
+                self._follow(Pod, pods_version, self.api.list_pods, self.handler.pods_listed,
                              self.handler.on_pod), name="k8s-watch-pods"),
             asyncio.create_task(self._sweep(), name="k8s-sweep"),
         ]  # fmt: skip

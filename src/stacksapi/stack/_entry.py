@@ -20,8 +20,9 @@ from stacksapi._errors import StacksAPIError
 from ._config import ConfigError, StackConfig
 from ._dispatcher import Dispatcher
 from ._events import EventCallback
+from ._exit import StackExit
 from ._logging import configure_logging
-from ._runtime import Stack, StackExit
+from ._runtime import Stack
 from ._subprocess import SubprocessDispatcher
 
 __all__ = ["load_dispatcher", "main", "run_stack"]
