@@ -362,11 +362,12 @@ class FakeKube:
                 return self._missing(plural, name)
             return JSONResponse({"kind": "Status", "apiVersion": "v1", "status": "Success"})
         if request.method == "PATCH":
+            patch = await request.json()  # never wait for a body while holding the lock
             with self.lock:
                 obj = self.get(plural, ns, name)
                 if obj is None:
                     return self._missing(plural, name)
-                stored = self.store(plural, ns, merge_patch(obj, await request.json()))
+                stored = self.store(plural, ns, merge_patch(obj, patch))
                 if plural == "jobs":  # released from suspension: the Job controller acts
                     self._job_created(ns, self.objects[(plural, ns, name)])
                 return JSONResponse(stored)

@@ -3,7 +3,8 @@
 Each test replays one failure found in review against the fake API server over real HTTP: a
 re-dispatch adopting a finished Job of an earlier dispatch, a late relist declaring a live Job
 deleted, a burst creating every Job before any Secret, a cancel racing a create retry, and an
-ordinary sidecar keeping a pod alive after its agent exited.
+ordinary sidecar keeping a pod alive after its agent exited. Last, a fresh acquisition token
+reaching a pod whose agent has not started (the runtime's ``TokenRefresher``).
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from stacksapi import AsyncClient
+from stacksapi import AsyncClient, Secret
 from stacksapi.emulator import EmulatorServer
 from stacksapi.kubernetes import job_name, secret_name
 
-from .kube_fake import FakeKube
+from .kube_fake import FakeKube, now_iso
 from .kube_helpers import (
     NS,
     AgentKubelet,
     RecordingSink,
     Run,
+    container_status,
     dispatcher,
     eventually,
     request,
@@ -165,3 +167,25 @@ async def test_a_jobs_end_is_its_agents_end_even_with_a_sidecar(
     else:  # the dispatcher ended the Job: nothing keeps running
         assert fake_kube.get("jobs", NS, name) is None
         assert fake_kube.items("pods") == []
+
+
+async def test_a_fresh_token_reaches_a_pod_whose_agent_has_not_started(
+    fake_kube: FakeKube, tmp_path: Path
+) -> None:
+    d = dispatcher(fake_kube, tmp_path)
+    await d.start(RecordingSink())
+    await d.dispatch(request(U1, "bkjat_first_token"))
+    pod = fake_kube.items("pods")[0]
+    await eventually(lambda: d._tracked[U1].pod is not None)  # the watch has seen the pod
+    assert await d.refresh_token(U1, Secret("bkjat_fresh_token"))
+    secret = secret_name(d.config, U1)
+    assert fake_kube.secret_value(NS, secret, "token") == "bkjat_fresh_token"
+    agent = pod["spec"]["containers"][0]
+    running = container_status(agent, {"running": {"startedAt": now_iso()}})
+    fake_kube.update_pod(NS, pod["metadata"]["name"],
+                         {"phase": "Running", "containerStatuses": [running]})  # fmt: skip
+    await eventually(lambda: d._tracked[U1].running)
+    assert not await d.refresh_token(U1, Secret("bkjat_too_late"))  # it read its token already
+    assert fake_kube.secret_value(NS, secret, "token") == "bkjat_fresh_token"
+    assert not await d.refresh_token("0190bbbb-0000-4000-8000-00000000dead", Secret("bkjat_x"))
+    await d.shutdown(0)

@@ -18,6 +18,7 @@ dispatch of the same job (a second controller on one stack key) is adopted.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import uuid as uuidlib
 from collections.abc import Callable
@@ -27,11 +28,11 @@ import msgspec
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Secret
 
-from stacksapi.stack import DispatchError, DispatchRequest
+from stacksapi.stack import DispatchDeferred, DispatchRequest
 
 from ._config import KubernetesConfig
 from ._kube import AlreadyExists, KubeAPI
-from ._render import render_secret, secret_name
+from ._render import TOKEN_KEY, render_secret, secret_name
 
 __all__ = ["DISPATCH_ANNOTATION", "Creator", "dispatch_id_of", "finished", "new_dispatch_id"]
 
@@ -88,7 +89,7 @@ class Creator:
                 return existing, "adopted"  # live work of another dispatch of this job
             await self._remove_stale(name)
             outcome = "replaced"
-        raise DispatchError(f"Kubernetes Job {self.api.namespace}/{name} keeps coming back")
+        raise DispatchDeferred(f"Kubernetes Job {self.api.namespace}/{name} keeps coming back")
 
     async def _remove_stale(self, name: str) -> None:
         """Delete a stale Job and wait until it (and what it owns: its Secret) is gone."""
@@ -97,7 +98,7 @@ class Creator:
         delay = 0.1
         while await self.api.get_job(name) is not None:
             if time.monotonic() > deadline:
-                raise DispatchError(
+                raise DispatchDeferred(  # not now: the job goes back to the queue unfailed
                     f"the finished Kubernetes Job {self.api.namespace}/{name} of an earlier "
                     f"dispatch is still being deleted after {_STALE_WAIT:.0f}s"
                 )
@@ -112,6 +113,11 @@ class Creator:
         except AlreadyExists:  # the adopted Job's: the new token replaces the old one
             patch = {"data": manifest["data"], "metadata": {"ownerReferences": [owner]}}
             await self.api.merge_patch_secret(secret_name(self.config, request.job_uuid), patch)
+
+    async def new_token(self, job_uuid: str, token: str) -> None:
+        """Put a fresh token in the job's Secret (an agent container not started yet reads it)."""
+        data = {TOKEN_KEY: base64.b64encode(token.encode()).decode()}
+        await self.api.merge_patch_secret(secret_name(self.config, job_uuid), {"data": data})
 
     async def remove_if_ours(self, name: str, dispatch_id: str) -> bool:
         """Delete the Job ``name`` if this dispatch created it (a create whose answer was lost)."""

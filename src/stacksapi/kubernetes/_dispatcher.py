@@ -33,6 +33,7 @@ import httpx2
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.batch_v1 import Job
 
+from stacksapi import Secret
 from stacksapi.stack import (
     AdoptedJob,
     AdoptedState,
@@ -48,7 +49,13 @@ from ._config import KubernetesConfig
 from ._create import DISPATCH_ANNOTATION, Creator, finished, new_dispatch_id
 from ._kube import Abandoned, KubeAPI
 from ._metrics import KubeMetrics
-from ._podcheck import PodProblem, describe_events, pending_reason, pod_problem
+from ._podcheck import (
+    PodProblem,
+    container_started,
+    describe_events,
+    pending_reason,
+    pod_problem,
+)
 from ._render import job_name, owner_reference, render_job, stack_selector
 from ._sidecars import agent_outlived, native_sidecars_wanted, with_sidecars
 from ._table import JobTable, Tracked, uuid_of
@@ -301,6 +308,24 @@ class KubernetesDispatcher:
             gone_already = True  # report it: the stack must not hold the capacity forever
         if gone_already:
             self._ended(job_uuid, None)
+
+    async def refresh_token(self, job_uuid: str, token: Secret) -> bool:
+        """A fresh acquisition token for work whose agent has not started (``TokenRefresher``).
+
+        Patched into the job's Secret. True only while the agent container has not started: a
+        started one has read its token already (the runtime then re-dispatches the job).
+        """
+        tracked = self._tracked.get(job_uuid)
+        if tracked is None or tracked.creating or tracked.uid is None or self._creator is None:
+            return False
+        if container_started(tracked.pod, self.config.agent_container):
+            return False
+        try:
+            await self._creator.new_token(job_uuid, token.get_secret_value())
+        except (ApiError, httpx2.HTTPError) as exc:
+            _log.warning("job %s: cannot refresh its token Secret: %s", job_uuid, _reason(exc))
+            return False
+        return True
 
     async def shutdown(self, grace: float) -> None:
         """Stop watching and close the client; Jobs keep running (a restart adopts them)."""

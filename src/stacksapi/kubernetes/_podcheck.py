@@ -15,7 +15,7 @@ from typing import Any
 from lightkube.models.core_v1 import ContainerStatus
 from lightkube.resources.core_v1 import Pod
 
-__all__ = ["PodProblem", "describe_events", "pending_reason", "pod_problem"]
+__all__ = ["PodProblem", "container_started", "describe_events", "pending_reason", "pod_problem"]
 
 _PULL = frozenset({"ErrImagePull", "ImagePullBackOff", "RegistryUnavailable"})
 _PULL_FATAL = frozenset({"InvalidImageName", "ErrImageNeverPull"})
@@ -110,6 +110,13 @@ def pod_problem(
     else:
         first_seen.pop("pending", None)
     return None
+
+
+def container_started(pod: Pod | None, name: str) -> bool:
+    """Whether the container ``name`` has started (running or ended): it has read its env."""
+    statuses = (pod.status.containerStatuses or []) if pod and pod.status else []
+    return any(c.name == name and c.state is not None and (c.state.running or c.state.terminated)
+               for c in statuses)  # fmt: skip
 
 
 def pending_reason(pod: Pod) -> str | None:
