@@ -215,7 +215,8 @@ class KubernetesDispatcher:
         except (ApiError, httpx2.HTTPError, DispatchError) as exc:
             if tracked.cancel_reason is None:
                 self._tracked.pop(uuid, None)
-                await self._remove(tracked)
+                if not tracked.adopted:  # leave another dispatch's live Job alone
+                    await self._remove(tracked)
                 if isinstance(exc, DispatchError):
                     raise
                 raise DispatchError(
@@ -252,6 +253,7 @@ class KubernetesDispatcher:
         tracked.created = True  # from here on the Job may exist: a cancel must look for it
         job, outcome = await self._creator.job(manifest, tracked.dispatch_id, stopped)
         self._table.bind(tracked, job)
+        tracked.adopted = outcome == "adopted"
         words = {"adopted": "already dispatched by another dispatch; adopted it"}
         _log.info("job %s: Kubernetes Job %s/%s %s", request.job_uuid, self.namespace,
                   tracked.name, words.get(outcome, outcome))  # fmt: skip

@@ -41,6 +41,7 @@ class Tracked:
     uid: str | None = None  # of the Job this dispatch created or adopted
     version: str | None = None  # its resourceVersion when bound
     created: bool = False
+    adopted: bool = False  # the Job is another dispatch's: an error here does not delete it
     creating: bool = False  # the dispatch is still creating its objects
     cancel_reason: str | None = None
     pod: Pod | None = None
