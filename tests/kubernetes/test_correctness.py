@@ -189,3 +189,19 @@ async def test_a_fresh_token_reaches_a_pod_whose_agent_has_not_started(
     assert fake_kube.secret_value(NS, secret, "token") == "bkjat_fresh_token"
     assert not await d.refresh_token("0190bbbb-0000-4000-8000-00000000dead", Secret("bkjat_x"))
     await d.shutdown(0)
+
+
+async def test_a_declared_native_sidecar_is_made_ordinary_on_an_older_cluster(
+    fake_kube: FakeKube, tmp_path: Path
+) -> None:
+    fake_kube.server_version = (1, 28)
+    template = ("initContainers:\n- name: clone\n  image: git\n"
+                "- name: proxy\n  image: envoy\n  restartPolicy: Always\n")  # fmt: skip
+    d = dispatcher(fake_kube, tmp_path, pod_template=template)
+    await d.start(RecordingSink())
+    await d.dispatch(request(U1))
+    spec = fake_kube.get("jobs", NS, job_name(d.config, U1))["spec"]["template"]["spec"]  # type: ignore[index]
+    assert [c["name"] for c in spec["initContainers"]] == ["clone"]
+    assert [c["name"] for c in spec["containers"]] == ["agent", "proxy"]
+    assert "restartPolicy" not in spec["containers"][1]
+    await d.shutdown(0)

@@ -188,8 +188,9 @@ class KubernetesDispatcher:
 
     def _manifest(self, request: DispatchRequest, dispatch_id: str) -> dict[str, Any]:
         manifest = render_job(self.config, request, self.namespace)  # DispatchError if no token
-        manifest = with_sidecars(manifest, self.config.agent_container,
-                                 native=self.native_sidecars)  # fmt: skip
+        agent = self.config.agent_container
+        manifest = with_sidecars(manifest, native=self.native_sidecars,
+                                 sidecar=lambda c: c.get("name") != agent)  # fmt: skip
         manifest["metadata"]["annotations"][DISPATCH_ANNOTATION] = dispatch_id
         if request.token is not None:  # a per-job Secret: no pod before it exists
             manifest["spec"]["suspend"] = True  # released once the Secret is there

@@ -6,18 +6,22 @@ the agent exits, holding the node's capacity and the Job for hours. Two ways out
 
 - **native sidecars** (Kubernetes 1.29 and later): the sidecars become ``initContainers`` with
   ``restartPolicy: Always``; the kubelet starts them before the agent and stops them once the
-  agent (the only regular container) has exited, so the pod and the Job end by themselves.
+  regular containers have exited, so the pod and the Job end by themselves.
   ``kubernetes.native_sidecars``: ``"auto"`` (from the server's ``/version``), ``true``,
   ``false``;
-- otherwise the dispatcher watches for :func:`agent_outlived` (the agent terminated while
-  another regular container still runs) and ends the Job itself.
+- otherwise native sidecars a template declares are made ordinary containers (an older server
+  would not stop them, or would refuse them), and the dispatcher watches for
+  :func:`agent_outlived` (the agent terminated while another regular container still runs) and
+  ends the Job itself.
 
-Pure functions over manifests and typed pods; shared by rendering and the dispatcher.
+Which regular containers are sidecars is the renderer's business (``sidecar``: today every
+template container but the agent's). Pure functions over manifests and typed pods.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from lightkube.models.core_v1 import ContainerStateTerminated
@@ -35,22 +39,37 @@ def native_sidecars_wanted(setting: bool | str, server: tuple[int, int] | None) 
     return server is not None and server >= NATIVE_SIDECARS_SINCE
 
 
-def with_sidecars(job: dict[str, Any], agent: str, *, native: bool) -> dict[str, Any]:
-    """The Job manifest with every regular container but ``agent`` made a native sidecar.
+def _native(container: dict[str, Any]) -> bool:
+    return container.get("restartPolicy") == "Always"
 
-    They go after the template's own init containers (which run to completion first), in
-    their order; without ``native`` (or without sidecars) the manifest is returned as is.
+
+def with_sidecars(
+    job: dict[str, Any], *, native: bool, sidecar: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The Job manifest with its sidecars in the form the cluster handles.
+
+    ``native``: the regular containers ``sidecar`` picks become native sidecars, after the
+    template's own init containers (which run to completion first), in their order. Otherwise
+    native sidecars become ordinary containers. The manifest is returned as is when nothing
+    moves.
     """
-    spec = job["spec"]["template"]["spec"]
-    containers = spec.get("containers") or []
-    sidecars = [c for c in containers if c.get("name") != agent]
-    if not native or not sidecars:
-        return job
+    pod = job["spec"]["template"]["spec"]
+    containers, init = pod.get("containers") or [], pod.get("initContainers") or []
+    if native:
+        kept = [c for c in containers if not sidecar(c)]
+        init = [*init, *({**c, "restartPolicy": "Always"} for c in containers if sidecar(c))]
+    else:
+        kept = [*containers, *({k: v for k, v in c.items() if k != "restartPolicy"}
+                               for c in init if _native(c))]  # fmt: skip
+        init = [c for c in init if not _native(c)]
+    if len(kept) == len(containers):
+        return job  # nothing moves
     out = copy.deepcopy(job)
-    pod = out["spec"]["template"]["spec"]
-    pod["containers"] = [c for c in pod["containers"] if c.get("name") == agent]
-    moved = [{**copy.deepcopy(c), "restartPolicy": "Always"} for c in sidecars]
-    pod["initContainers"] = [*(pod.get("initContainers") or []), *moved]
+    spec = out["spec"]["template"]["spec"]
+    spec["containers"] = copy.deepcopy(kept)
+    spec["initContainers"] = copy.deepcopy(init)
+    if not init:
+        del spec["initContainers"]
     return out
 
 
