@@ -351,7 +351,8 @@ class KubernetesDispatcher:
             phase = pod.status.phase if pod.status is not None else None
             if phase == "Running" and not tracked.running:
                 tracked.running = True
-                self.metrics.pod_running(time.monotonic() - tracked.since)
+                if tracked.dispatch_id:  # dispatched here, not adopted at start
+                    self.metrics.pod_running(time.monotonic() - tracked.since)
             done = agent_outlived(pod, self.config.agent_container)
             if done is not None and not tracked.handling and tracked.cancel_reason is None:
                 self._agent_done(tracked, done.exitCode)
