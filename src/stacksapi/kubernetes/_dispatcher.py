@@ -47,7 +47,7 @@ from stacksapi.stack import (
 
 from ._config import KubernetesConfig
 from ._create import DISPATCH_ANNOTATION, Creator, finished, new_dispatch_id
-from ._kube import Abandoned, KubeAPI
+from ._kube import Abandoned, KubeAPI, connect
 from ._metrics import KubeMetrics
 from ._podcheck import (
     PodProblem,
@@ -58,7 +58,7 @@ from ._podcheck import (
 )
 from ._render import job_name, owner_reference, render_job, stack_selector
 from ._sidecars import agent_outlived, native_sidecars_wanted, with_sidecars
-from ._table import JobTable, Tracked, uuid_of
+from ._table import JobTable, Tracked, uuid_of, work_result
 from ._watch import Watcher
 
 if TYPE_CHECKING:
@@ -116,28 +116,6 @@ class KubernetesDispatcher:
     def namespace(self) -> str:
         return self.api.namespace
 
-    def _connect(self) -> AsyncClient:
-        from lightkube.config.kubeconfig import KubeConfig
-
-        try:
-            if self._kube_config is not None:
-                found = self._kube_config
-            elif self.config.kubeconfig is not None:
-                found = KubeConfig.from_file(self.config.kubeconfig)
-            else:
-                found = KubeConfig.from_env()
-            single = found.get(context_name=self.config.context)
-        except Exception as exc:
-            raise RuntimeError(f"cannot load the Kubernetes configuration: {exc}") from None
-        if single is None:
-            raise RuntimeError("cannot load the Kubernetes configuration: no current context")
-        return AsyncClient(
-            config=single,
-            namespace=self.config.namespace,
-            field_manager="stacksapi",
-            trust_env=False,
-        )
-
     async def start(self, sink: DispatchSink) -> Collection[AdoptedJob]:
         """Connect, list this stack's Jobs (the active ones are returned), start watching.
 
@@ -145,7 +123,7 @@ class KubernetesDispatcher:
         (``PROVISIONING``), or no pod seen (``UNKNOWN``: the runtime asks the API).
         """
         self._sink = sink
-        self._client = self._connect()
+        self._client = connect(self.config, self._kube_config)
         cfg = self.config
         registry = getattr(getattr(sink, "metrics", None), "registry", None)  # the stack's
         self.metrics = KubeMetrics(stack_key=self.stack_key, registry=registry)
@@ -453,22 +431,7 @@ class KubernetesDispatcher:
         tracked = self._tracked.get(uuid)
         if tracked is None:
             return
-        where = f"{self.namespace}/{tracked.name}"
-        if tracked.failure is not None:
-            result = tracked.failure
-        elif tracked.cancel_reason is not None:
-            result = AgentExit(uuid, None, "", f"The agent was stopped: {tracked.cancel_reason}")
-        elif job is None:
-            result = AgentExit(uuid, None, "", f"The Kubernetes Job {where} was deleted")
-        elif finished(job) == "Complete":
-            result = AgentExit(uuid, 0)
-        else:
-            conds = job.status.conditions or [] if job.status is not None else []
-            why = next((f"{c.reason}: {c.message}" for c in conds if c.type == "Failed"), "")
-            status = tracked.agent_exit if tracked.agent_exit not in (None, 0) else 1
-            detail = "\n".join(x for x in (f"Kubernetes Job {where} failed ({why})",
-                                           tracked.agent_message) if x)  # fmt: skip
-            result = AgentExit(uuid, status, detail)
+        result = work_result(tracked, job, f"{self.namespace}/{tracked.name}")
         self._report(uuid, result)
 
     def _report(self, uuid: str, result: AgentExit) -> None:

@@ -18,7 +18,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
 from lightkube import ApiError, AsyncClient
@@ -31,14 +31,40 @@ from lightkube.types import CascadeType, PatchType
 
 from stacksapi._retry import parse_retry_after
 
+from ._config import KubernetesConfig
 from ._metrics import KubeMetrics
 
-__all__ = ["Abandoned", "AlreadyExists", "Gone", "KubeAPI", "TokenBucket", "status_code"]
+if TYPE_CHECKING:
+    from lightkube.config.kubeconfig import KubeConfig
+
+__all__ = ["Abandoned", "AlreadyExists", "Gone", "KubeAPI", "TokenBucket", "connect", "status_code"]
 
 _log = logging.getLogger("stacksapi.kubernetes")
 _TRANSIENT = frozenset({429, 500, 502, 503, 504})
 T = TypeVar("T")
 R = TypeVar("R", bound=NamespacedResource)
+
+
+def connect(config: KubernetesConfig, kube_config: KubeConfig | None = None) -> AsyncClient:
+    """A client for the cluster: ``kube_config``, else ``config.kubeconfig``, else in-cluster,
+    ``KUBECONFIG`` or ``~/.kube/config``; ``config.context`` picks the context."""
+    from lightkube.config.kubeconfig import KubeConfig
+
+    try:
+        if kube_config is not None:
+            found = kube_config
+        elif config.kubeconfig is not None:
+            found = KubeConfig.from_file(config.kubeconfig)
+        else:
+            found = KubeConfig.from_env()
+        single = found.get(context_name=config.context)
+    except Exception as exc:
+        raise RuntimeError(f"cannot load the Kubernetes configuration: {exc}") from None
+    if single is None:
+        raise RuntimeError("cannot load the Kubernetes configuration: no current context")
+    return AsyncClient(
+        config=single, namespace=config.namespace, field_manager="stacksapi", trust_env=False
+    )
 
 
 class AlreadyExists(Exception):

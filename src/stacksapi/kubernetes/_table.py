@@ -25,7 +25,7 @@ from stacksapi.stack import AgentExit
 
 from ._create import finished
 
-__all__ = ["UUID_ANNOTATION", "JobTable", "Tracked", "not_older", "uuid_of"]
+__all__ = ["UUID_ANNOTATION", "JobTable", "Tracked", "not_older", "uuid_of", "work_result"]
 
 UUID_ANNOTATION = "stacksapi/job-uuid"
 
@@ -52,6 +52,25 @@ class Tracked:
     agent_exit: int | None = None
     agent_message: str = ""
     failure: AgentExit | None = None  # what to report once its Job is deleted
+
+
+def work_result(tracked: Tracked, job: Job | None, where: str) -> AgentExit:
+    """How ``tracked``'s work ended, given its finished Job (``None``: the Job is gone)."""
+    uuid = tracked.uuid
+    if tracked.failure is not None:
+        return tracked.failure
+    if tracked.cancel_reason is not None:
+        return AgentExit(uuid, None, "", f"The agent was stopped: {tracked.cancel_reason}")
+    if job is None:
+        return AgentExit(uuid, None, "", f"The Kubernetes Job {where} was deleted")
+    if finished(job) == "Complete":
+        return AgentExit(uuid, 0)
+    conds = job.status.conditions or [] if job.status is not None else []
+    why = next((f"{c.reason}: {c.message}" for c in conds if c.type == "Failed"), "")
+    status = tracked.agent_exit if tracked.agent_exit not in (None, 0) else 1
+    detail = "\n".join(x for x in (f"Kubernetes Job {where} failed ({why})",
+                                   tracked.agent_message) if x)  # fmt: skip
+    return AgentExit(uuid, status, detail)
 
 
 def uuid_of(obj: Job | Pod) -> str | None:
