@@ -22,8 +22,9 @@ from .kube_helpers import AgentKubelet, Run, dispatcher, eventually, stack_confi
 pytestmark = pytest.mark.anyio
 
 
-def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    text = httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+async def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    async with httpx2.AsyncClient(timeout=10) as http:  # the server may share this event loop
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(text)
@@ -60,7 +61,7 @@ async def test_kubernetes_metrics_join_the_stacks_metrics(
     fake_kube.compact()  # the watches' versions are too old now: 410, list again
     fake_kube.drop_watches()
     await eventually(lambda: d.metrics.watch_restarts[("jobs", "expired")] >= 1)
-    metrics = scrape(port)
+    metrics = await scrape(port)
     assert value(metrics, "stacksapi_jobs_reserved_total") == 3  # the runtime's, same endpoint
     assert value(metrics, "stacksapi_kubernetes_api_calls_total", verb="create",
                  resource="jobs") == 4  # fmt: skip
