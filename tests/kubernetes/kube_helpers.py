@@ -184,6 +184,11 @@ def request(uuid: str, token: str = "bkjat_test_token_1234567890", key: str = "k
     return DispatchRequest(job, key, "default", Secret(token))
 
 
+def agent_endpoint(server: Any) -> dict[str, str]:
+    """``agent_env`` pointing the agent (the fake kubelet) at an emulator server."""
+    return {"BUILDKITE_AGENT_ENDPOINT": server.base_url.rstrip("/")}
+
+
 def stack_config(**changes: Any) -> StackConfig:
     base = StackConfig(key="k8s", poll_interval=0.05, state_check_interval=0.1, shutdown_grace=1.0)
     return base.with_overrides(**changes)

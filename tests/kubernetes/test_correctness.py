@@ -24,6 +24,7 @@ from .kube_helpers import (
     AgentKubelet,
     RecordingSink,
     Run,
+    agent_endpoint,
     container_status,
     dispatcher,
     eventually,
@@ -145,7 +146,7 @@ async def test_a_jobs_end_is_its_agents_end_even_with_a_sidecar(
     fake_kube.server_version = version
     fake_kube.kubelet = AgentKubelet(linger=True)  # an ordinary sidecar runs until stopped
     template = "containers:\n- name: cache\n  image: redis:7\n"
-    endpoint = {"BUILDKITE_AGENT_ENDPOINT": stacks_emulator.base_url.rstrip("/")}
+    endpoint = agent_endpoint(stacks_emulator)
     d = dispatcher(fake_kube, tmp_path, agent_env=endpoint, pod_template=template,
                    native_sidecars=setting)  # fmt: skip
     uuid = em.create_job()

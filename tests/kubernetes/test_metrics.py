@@ -17,7 +17,14 @@ from stacksapi import AsyncClient
 from stacksapi.emulator import EmulatorServer
 
 from .kube_fake import FakeKube
-from .kube_helpers import AgentKubelet, Run, dispatcher, eventually, stack_config
+from .kube_helpers import (
+    AgentKubelet,
+    Run,
+    agent_endpoint,
+    dispatcher,
+    eventually,
+    stack_config,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -47,8 +54,7 @@ async def test_kubernetes_metrics_join_the_stacks_metrics(
     em = stacks_emulator.emulator
     kubelet = AgentKubelet(hold=True)
     fake_kube.kubelet = kubelet
-    endpoint = {"BUILDKITE_AGENT_ENDPOINT": stacks_emulator.base_url.rstrip("/")}
-    d = dispatcher(fake_kube, tmp_path, agent_env=endpoint)
+    d = dispatcher(fake_kube, tmp_path, agent_env=agent_endpoint(stacks_emulator))
     fake_kube.fail("POST", "jobs", 503, times=1)  # one failed create, retried
     first = em.create_jobs(2)
     run = Run(async_stacks_client, stack_config(metrics_port=0), d)
