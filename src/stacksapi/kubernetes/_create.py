@@ -37,7 +37,7 @@ from ._render import TOKEN_KEY, render_secret, secret_name
 __all__ = ["DISPATCH_ANNOTATION", "Creator", "dispatch_id_of", "finished", "new_dispatch_id"]
 
 DISPATCH_ANNOTATION = "stacksapi/dispatch-id"
-_STALE_WAIT = 60.0  # seconds a stale Job may take to go away before the dispatch fails
+_STALE_WAIT = 60.0  # seconds a stale Job may take to go away before the dispatch is deferred
 
 
 def new_dispatch_id() -> str:
