@@ -104,6 +104,14 @@ async def test_a_burst_creates_each_jobs_secret_before_its_pod_can_start(
         between = [o for o in order[born[("jobs", job)]:born[("pods", pod)]]
                    if o[0] == "ADDED" and not o[2].startswith(job)]  # fmt: skip
         assert len(between) <= 3 * 4, (uuid, len(between))
+    open_, most = set(), 0  # jobs created but not yet released: the slots in use
+    for kind, plural, name in order:
+        if kind == "ADDED" and plural == "jobs":
+            open_.add(name)
+        elif kind == "ADDED" and plural == "pods":
+            open_.discard(name.rsplit("-", 1)[0])
+        most = max(most, len(open_))
+    assert most == 4  # create_concurrency: bounded, and used
     assert len(fake_kube.items("pods")) == len(uuids)
     await d.shutdown(0)
 
