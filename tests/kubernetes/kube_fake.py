@@ -3,9 +3,11 @@
 It serves what the dispatcher uses, the way the API server does: Jobs (``batch/v1``), Pods,
 Secrets and Events (``v1``) in namespaces; create (409 ``AlreadyExists`` on a duplicate name),
 get, list and watch (label and field selectors, ``resourceVersion``, newline-delimited watch
-events, ``410 Gone`` for a compacted version), merge patch and delete. Two controllers are
-played in-process: the Job controller (a Job gets a pod from its template; Job conditions follow
-the pod) and the garbage collector (deleting an owner deletes what it owns: pods, Secrets).
+events, ``410 Gone`` for a compacted version, ``BOOKMARK`` events when asked for), merge patch,
+delete, and ``/version``. Two controllers are played in-process: the Job controller (a Job gets a
+pod from its template once it is not suspended; Job conditions follow the pod) and the garbage
+collector (deleting an owner deletes what it owns: pods, Secrets). ``hold_lists`` parks list
+responses after their snapshot was taken, to replay a list that is answered late.
 A pluggable *kubelet* (a function run in a thread for each new pod) decides what the pod does.
 Faults can be injected per method and kind. Bearer-token auth, like a real cluster.
 """
@@ -117,6 +119,12 @@ class FakeKube:
         self.kubelet: Kubelet | None = None
         self.closing = False
         self.generation = 0
+        self.server_version = (1, 29)
+        self.bookmark_interval = 1.0  # seconds between BOOKMARK events on watches that ask
+        self.created_at: dict[tuple[str, str, str], float] = {}  # first creation, monotonic
+        self._held: dict[str, threading.Event] = {}  # plural -> released when set
+        self.list_held = threading.Event()  # a held list has taken its snapshot
+        self._pods_made: set[str] = set()  # Job uids whose pod exists
         methods = ["GET", "POST", "PATCH", "DELETE", "PUT"]
         self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=methods)])
         self._server: uvicorn.Server | None = None
@@ -180,6 +188,7 @@ class FakeKube:
             if created:
                 meta.setdefault("uid", str(uuidlib.uuid4()))
                 meta.setdefault("creationTimestamp", now_iso())
+                self.created_at.setdefault((plural, ns, meta["name"]), time.monotonic())
             self.objects[(plural, ns, meta["name"])] = obj
             self._record(plural, ns, "ADDED" if created else "MODIFIED", obj)
             return copy.deepcopy(obj)
@@ -213,6 +222,14 @@ class FakeKube:
         with self.lock:
             self.compacted_before = next(self._rv)
 
+    def hold_lists(self, plural: str) -> threading.Event:
+        """Park every list of ``plural`` after its snapshot until the returned event is set."""
+        gate = threading.Event()
+        with self.lock:
+            self._held[plural] = gate
+            self.list_held.clear()
+        return gate
+
     def fail(self, method: str, plural: str, code: int, times: int = 1) -> None:
         """Answer the next ``times`` matching requests with ``code``."""
         with self.lock:
@@ -224,6 +241,9 @@ class FakeKube:
     # --- controllers ----------------------------------------------------------------------
 
     def _job_created(self, ns: str, job: Obj) -> None:
+        if job["spec"].get("suspend") or job["metadata"]["uid"] in self._pods_made:
+            return  # a suspended Job has no pod until it is released
+        self._pods_made.add(job["metadata"]["uid"])
         template = job["spec"]["template"]
         name = job["metadata"]["name"]
         meta = copy.deepcopy(template.get("metadata") or {})
@@ -308,6 +328,10 @@ class FakeKube:
         self.requests.append((request.method, f"{path}?{request.url.query}"))
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return status(401, "Unauthorized", "Unauthorized")
+        if path == "/version":
+            major, minor = self.server_version
+            return JSONResponse({"major": str(major), "minor": f"{minor}+",
+                                 "gitVersion": f"v{major}.{minor}.3"})  # fmt: skip
         route = self._route(path)
         if route is None:
             return status(404, "NotFound", f"the server could not find {path}")
@@ -321,9 +345,11 @@ class FakeKube:
         if request.method == "GET" and name is None and query.get("watch") == "true":
             return self._watch(plural, ns, query.get("labelSelector"),
                                query.get("fieldSelector"), query.get("resourceVersion"),
-                               float(query.get("timeoutSeconds") or 300))  # fmt: skip
+                               float(query.get("timeoutSeconds") or 300),
+                               query.get("allowWatchBookmarks") == "true")  # fmt: skip
         if request.method == "GET" and name is None:
-            return self._list(plural, ns, query.get("labelSelector"), query.get("fieldSelector"))
+            return await self._list(plural, ns, query.get("labelSelector"),
+                                    query.get("fieldSelector"))  # fmt: skip
         if request.method == "POST" and name is None:
             return self._create(plural, ns, await request.json())
         if name is None:
@@ -336,11 +362,15 @@ class FakeKube:
                 return self._missing(plural, name)
             return JSONResponse({"kind": "Status", "apiVersion": "v1", "status": "Success"})
         if request.method == "PATCH":
+            patch = await request.json()  # never wait for a body while holding the lock
             with self.lock:
                 obj = self.get(plural, ns, name)
                 if obj is None:
                     return self._missing(plural, name)
-                return JSONResponse(self.store(plural, ns, merge_patch(obj, await request.json())))
+                stored = self.store(plural, ns, merge_patch(obj, patch))
+                if plural == "jobs":  # released from suspension: the Job controller acts
+                    self._job_created(ns, self.objects[(plural, ns, name)])
+                return JSONResponse(stored)
         return status(405, "MethodNotAllowed", "method not allowed")
 
     @staticmethod
@@ -360,16 +390,20 @@ class FakeKube:
                 self._job_created(ns, self.objects[(plural, ns, name)])
         return JSONResponse(created, status_code=201)
 
-    def _list(self, plural: str, ns: str, labels: str | None, fields: str | None) -> Response:
+    async def _list(self, plural: str, ns: str, labels: str | None, fields: str | None) -> Response:
         with self.lock:
             items = [o for o in self.items(plural, ns) if _matches(o, labels, fields)]
             version = str(self.history[-1][0] if self.history else 1)
+            gate = self._held.get(plural)
+        if gate is not None:  # answered late: whatever happens meanwhile is not in it
+            self.list_held.set()
+            await asyncio.to_thread(gate.wait, 30)
         api_version, kind = _GROUPS[plural]
         return JSONResponse({"apiVersion": api_version, "kind": f"{kind}List",
                              "metadata": {"resourceVersion": version}, "items": items})  # fmt: skip
 
     def _watch(self, plural: str, ns: str, labels: str | None, fields: str | None,
-               version: str | None, timeout: float) -> Response:  # fmt: skip
+               version: str | None, timeout: float, bookmarks: bool) -> Response:  # fmt: skip
         def events_after(position: int) -> tuple[list[Obj], int]:
             with self.lock:
                 new = self.history[position:]
@@ -396,15 +430,27 @@ class FakeKube:
             for event in first:
                 yield json.dumps(event) + "\n"
             deadline = time.monotonic() + timeout
+            marked = time.monotonic()
             while not self.closing and time.monotonic() < deadline:
                 if self.generation != generation:
                     return
                 batch, position = events_after(position)
                 for event in batch:
                     yield json.dumps(event) + "\n"
+                if bookmarks and time.monotonic() - marked >= self.bookmark_interval:
+                    marked = time.monotonic()
+                    yield json.dumps(self._bookmark(plural)) + "\n"
                 await asyncio.sleep(0.02)
 
         return StreamingResponse(stream(), media_type="application/json")
+
+    def _bookmark(self, plural: str) -> Obj:
+        with self.lock:
+            version = str(self.history[-1][0] if self.history else 1)
+        api_version, kind = _GROUPS[plural]
+        meta = {"resourceVersion": version}
+        return {"type": "BOOKMARK",
+                "object": {"apiVersion": api_version, "kind": kind, "metadata": meta}}  # fmt: skip
 
     def drop_watches(self) -> None:
         """End every open watch stream (as a restarted API server would)."""

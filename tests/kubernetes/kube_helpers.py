@@ -3,8 +3,10 @@
 ``AgentKubelet`` is what runs "in" each pod of the fake cluster: it reads the pod's environment
 like a container would (the job acquisition token resolved from the Secret the pod references),
 then acquires and finishes the job over the emulator's agent API, as ``buildkite-agent start``
-would. Knobs make the image unpullable, the pod unschedulable, an init container fail, or the
-agent hold the job until released.
+would. Knobs make the image unpullable, the pod unschedulable, an init container fail, the
+agent hold the job until released, or ordinary sidecars linger after the agent exits (they run
+until stopped, as real ones do; native sidecars, ``initContainers`` with ``restartPolicy:
+Always``, are stopped by the kubelet once the agent is done).
 """
 
 from __future__ import annotations
@@ -44,11 +46,13 @@ class AgentKubelet:
         unschedulable: bool = False,
         init_fails: bool = False,
         hold: bool = False,
+        linger: bool = False,
     ) -> None:
         self.unpullable = set(unpullable)
         self.unschedulable = unschedulable
         self.init_fails = init_fails
         self.hold = hold
+        self.linger = linger
         self.released = threading.Event()
         self.tokens: dict[str, str] = {}  # job uuid -> the token the "container" saw
         self.errors: list[str] = []
@@ -64,7 +68,7 @@ class AgentKubelet:
         containers = spec["containers"]
         for c in spec.get("initContainers", []) + containers:
             if c["image"] in self.unpullable:
-                self._pull_fails(fake, ns, name, containers, c)
+                self._pull_fails(fake, ns, name, spec, c)
                 return
         if self.unschedulable:
             fake.add_event(ns, "Pod", name, "Warning", "FailedScheduling",
@@ -80,9 +84,9 @@ class AgentKubelet:
             statuses = [container_status(init, done)]
             fake.update_pod(ns, name, {"phase": "Pending", "initContainerStatuses": statuses})
             return
-        self._agent(fake, ns, name, containers)
+        self._agent(fake, ns, name, containers, spec.get("initContainers", []))
 
-    def _pull_fails(self, fake: FakeKube, ns: str, pod: str, all_: list[Obj], bad: Obj) -> None:
+    def _pull_fails(self, fake: FakeKube, ns: str, pod: str, spec: Obj, bad: Obj) -> None:
         image = bad["image"]
         fake.add_event(ns, "Pod", pod, "Normal", "Pulling", f'Pulling image "{image}"')
         fake.add_event(ns, "Pod", pod, "Warning", "Failed",
@@ -90,11 +94,15 @@ class AgentKubelet:
                        "desc = manifest unknown")  # fmt: skip
         fake.add_event(ns, "Pod", pod, "Warning", "Failed", "Error: ErrImagePull")
         waiting = {"waiting": {"reason": "ErrImagePull", "message": "manifest unknown"}}
-        fake.update_pod(ns, pod, {"phase": "Pending", "containerStatuses": [
-            container_status(c, waiting if c is bad else {"waiting": {"reason": "PodInitializing"}})
-            for c in all_]})  # fmt: skip
+        other = {"waiting": {"reason": "PodInitializing"}}
+        fake.update_pod(ns, pod, {"phase": "Pending", **{
+            f"{kind}Statuses": [container_status(c, waiting if c is bad else other)
+                                for c in spec.get(f"{kind}s", [])]
+            for kind in ("initContainer", "container")}})  # fmt: skip
 
-    def _agent(self, fake: FakeKube, ns: str, pod: str, containers: list[Obj]) -> None:
+    def _agent(
+        self, fake: FakeKube, ns: str, pod: str, containers: list[Obj], init: list[Obj]
+    ) -> None:
         agent = next(c for c in containers if c["name"] == "agent")
         env: dict[str, str] = {}
         for var in agent.get("env", []):
@@ -126,7 +134,16 @@ class AgentKubelet:
                 status = 0 if r.status_code == 200 else 1
         reason = "Completed" if not status else "Error"
         done = {"terminated": {"exitCode": status, "reason": reason}}
+        stopped = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+        native = [c for c in init if c.get("restartPolicy") == "Always"]
+        if self.linger and len(containers) > 1:  # ordinary sidecars run on: the pod too
+            fake.update_pod(ns, pod, {"phase": "Running", "containerStatuses": [
+                container_status(c, done if c is agent else running, ready=c is not agent)
+                for c in containers]})  # fmt: skip
+            return
         fake.update_pod(ns, pod, {"phase": "Succeeded" if status == 0 else "Failed",
+                                  "initContainerStatuses": [container_status(c, stopped)
+                                                            for c in native],
                                   "containerStatuses": [container_status(c, done)
                                                         for c in containers]})  # fmt: skip
 
@@ -165,6 +182,11 @@ def dispatcher(fake: FakeKube, tmp_path: Path, key: str = "k8s", **changes: Any)
 def request(uuid: str, token: str = "bkjat_test_token_1234567890", key: str = "k8s") -> Any:
     job = ScheduledJob(id=uuid, scheduled_at=dt.datetime(2026, 11, 30, tzinfo=dt.UTC))
     return DispatchRequest(job, key, "default", Secret(token))
+
+
+def agent_endpoint(server: Any) -> dict[str, str]:
+    """``agent_env`` pointing the agent (the fake kubelet) at an emulator server."""
+    return {"BUILDKITE_AGENT_ENDPOINT": server.base_url.rstrip("/")}
 
 
 def stack_config(**changes: Any) -> StackConfig:

@@ -52,7 +52,7 @@ def test_rbac_is_least_privilege_in_one_namespace() -> None:
         for resource in rule.resources
     }
     assert rules == {
-        ("batch", "jobs"): sorted(["create", "get", "list", "watch", "delete"]),
+        ("batch", "jobs"): sorted(["create", "get", "list", "watch", "patch", "delete"]),
         ("", "pods"): sorted(["get", "list", "watch"]),
         ("", "events"): sorted(["get", "list", "watch"]),
         ("", "secrets"): sorted(["create", "patch"]),

@@ -91,6 +91,8 @@ class KubernetesConfig:
     api_burst: int = 20
     api_retries: int = 5
     events_quoted: int = 10
+    create_concurrency: int = 8
+    native_sidecars: bool | str = "auto"
 
     def __post_init__(self) -> None:
         p = "kubernetes"
@@ -135,6 +137,10 @@ class KubernetesConfig:
         _integer(f"{p}.api_burst", self.api_burst, 1, 10000)
         _integer(f"{p}.api_retries", self.api_retries, 0, 20)
         _integer(f"{p}.events_quoted", self.events_quoted, 1, 100)
+        _integer(f"{p}.create_concurrency", self.create_concurrency, 1, 256)
+        if not isinstance(self.native_sidecars, bool) and self.native_sidecars != "auto":
+            raise ConfigError(f"{p}.native_sidecars", f'must be true, false or "auto" '
+                              f"(got {_show(self.native_sidecars)})")  # fmt: skip
         self.template()  # parse and type-check now: fail at load, not at the first job
 
     def template(self) -> dict[str, Any]:

@@ -1,35 +1,39 @@
 """``KubernetesDispatcher``: each reserved job becomes a Kubernetes Job running the agent.
 
-``dispatch`` creates the Job (deterministic name: a second create is a 409, taken as "already
-dispatched") and then the per-job Secret with the job acquisition token, owned by the Job so it
-is garbage-collected with it. A :class:`~._watch.Watcher` follows this stack's Jobs and pods:
+``dispatch`` creates the job's objects together through a :class:`~._create.Creator` (the Job
+suspended, its token Secret owned by it, then the Job released), a few dispatches at a time, first
+come first served; a 409 on a finished Job of an earlier dispatch replaces it. A
+:class:`~._watch.Watcher` follows this stack's Jobs and pods into a :class:`~._table.JobTable`:
 
 - a Job that completes, fails or is deleted ends the work (``agent_ended``), freeing capacity;
+- an agent container that has exited while an ordinary sidecar keeps its pod running ends the
+  work with the agent's exit status, and the Job is deleted (native sidecars, where the cluster
+  has them, let the pod end by itself: :mod:`._sidecars`);
 - a pod stuck pulling an image past ``image_pull_grace``, failing an init container, or pending
   past ``pending_timeout``: before an agent took the job, the Job is deleted and the work reported
   failed with the pod's events (the stack then finishes the job with ``stack_error`` and them as
   the detail); after, a notification is posted instead (the agent owns the job);
-- ``cancel`` deletes the Job (pods and Secret go with it).
+- ``cancel`` deletes the Job (pods and Secret go with it); a cancel while the objects are being
+  created stops the creation at its next step and removes what it made.
 
 ``start`` lists this stack's Jobs by label and reports the active ones as already running, so a
-restarted (or second) controller never creates a job twice.
+restarted (or second) controller never creates a job twice. Metrics join the stack's registry
+(:mod:`._metrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Coroutine
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx2
-import msgspec
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import Pod, Secret
 
+from stacksapi import Secret
 from stacksapi.stack import (
     AdoptedJob,
     AdoptedState,
@@ -42,16 +46,19 @@ from stacksapi.stack import (
 )
 
 from ._config import KubernetesConfig
-from ._kube import AlreadyExists, KubeAPI
-from ._podcheck import PodProblem, describe_events, pod_problem
-from ._render import (
-    job_name,
-    owner_reference,
-    render_job,
-    render_secret,
-    secret_name,
-    stack_selector,
+from ._create import DISPATCH_ANNOTATION, Creator, finished, new_dispatch_id
+from ._kube import Abandoned, KubeAPI, connect
+from ._metrics import KubeMetrics
+from ._podcheck import (
+    PodProblem,
+    container_started,
+    describe_events,
+    pending_reason,
+    pod_problem,
 )
+from ._render import job_name, owner_reference, render_job, stack_selector
+from ._sidecars import agent_outlived, native_sidecars_wanted, with_sidecars
+from ._table import JobTable, Tracked, uuid_of, work_result
 from ._watch import Watcher
 
 if TYPE_CHECKING:
@@ -60,41 +67,7 @@ if TYPE_CHECKING:
 __all__ = ["KubernetesDispatcher", "dispatcher"]
 
 _log = logging.getLogger("stacksapi.kubernetes")
-_UUID_ANNOTATION = "stacksapi/job-uuid"
-
-
-@dataclasses.dataclass(slots=True)
-class _Tracked:
-    """One job's Kubernetes work, as this dispatcher knows it."""
-
-    uuid: str
-    name: str
-    created: bool = False
-    cancel_reason: str | None = None
-    pod: Pod | None = None
-    first_seen: dict[str, float] = dataclasses.field(default_factory=dict)
-    handling: bool = False  # a stuck-pod teardown is under way
-    noted: set[str] = dataclasses.field(default_factory=set)
-    agent_exit: int | None = None
-    agent_message: str = ""
-    failure: AgentExit | None = None  # set before a stuck pod's Job is deleted
-
-
 _ADOPTED_BY_PHASE = {"Running": AdoptedState.STARTED, "Pending": AdoptedState.PROVISIONING}
-
-
-def _finished(job: Job) -> str | None:
-    """``Complete`` or ``Failed`` when the Job has ended, else ``None``."""
-    status = job.status
-    for cond in (status.conditions or []) if status is not None else []:
-        if cond.type in ("Complete", "Failed") and cond.status == "True":
-            return cond.type
-    return None
-
-
-def _uuid_of(obj: Job | Pod) -> str | None:
-    meta = obj.metadata
-    return (meta.annotations or {}).get(_UUID_ANNOTATION) if meta is not None else None
 
 
 class KubernetesDispatcher:
@@ -114,12 +87,17 @@ class KubernetesDispatcher:
         self.config = config
         self.stack_key = stack_key
         self.selector = stack_selector(stack_key)
+        self.metrics = KubeMetrics(stack_key=stack_key)
+        self.native_sidecars = False  # decided at start (server version or the setting)
         self._kube_config = kube_config
         self._client: AsyncClient | None = None
         self._api: KubeAPI | None = None
+        self._creator: Creator | None = None
         self._sink: DispatchSink | None = None
         self._watcher: Watcher | None = None
-        self._tracked: dict[str, _Tracked] = {}
+        self._table = JobTable(ended=self._ended, pod_changed=self._pod_changed,
+                               confirm=self._confirm, sweep=self.sweep)  # fmt: skip
+        self._tracked = self._table.work
         self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -138,62 +116,63 @@ class KubernetesDispatcher:
     def namespace(self) -> str:
         return self.api.namespace
 
-    def _connect(self) -> AsyncClient:
-        from lightkube.config.kubeconfig import KubeConfig
-
-        try:
-            if self._kube_config is not None:
-                found = self._kube_config
-            elif self.config.kubeconfig is not None:
-                found = KubeConfig.from_file(self.config.kubeconfig)
-            else:
-                found = KubeConfig.from_env()
-            single = found.get(context_name=self.config.context)
-        except Exception as exc:
-            raise RuntimeError(f"cannot load the Kubernetes configuration: {exc}") from None
-        if single is None:
-            raise RuntimeError("cannot load the Kubernetes configuration: no current context")
-        return AsyncClient(
-            config=single,
-            namespace=self.config.namespace,
-            field_manager="stacksapi",
-            trust_env=False,
-        )
-
     async def start(self, sink: DispatchSink) -> Collection[AdoptedJob]:
-        """Connect, list this stack's Jobs (the active ones are returned), start watching."""
+        """Connect, list this stack's Jobs (the active ones are returned), start watching.
+
+        Each adopted job comes with what its pod is doing: running (``STARTED``), pending
+        (``PROVISIONING``), or no pod seen (``UNKNOWN``: the runtime asks the API).
+        """
         self._sink = sink
-        self._client = self._connect()
+        self._client = connect(self.config, self._kube_config)
         cfg = self.config
+        registry = getattr(getattr(sink, "metrics", None), "registry", None)  # the stack's
+        self.metrics = KubeMetrics(stack_key=self.stack_key, registry=registry)
         self._api = KubeAPI(
             self._client,
             self._client.namespace,
             qps=cfg.api_qps,
             burst=cfg.api_burst,
             retries=cfg.api_retries,
+            metrics=self.metrics,
         )
+        self._creator = Creator(self._api, cfg)
+        server = await self._api.server_version() if cfg.native_sidecars == "auto" else None
+        self.native_sidecars = native_sidecars_wanted(cfg.native_sidecars, server)
         jobs, version = await self._api.list_jobs(self.selector)
+        self._table.jobs_listed(jobs, version)
         for job in jobs:
-            uuid = _uuid_of(job)
-            if uuid is None or _finished(job) is not None or job.metadata is None:
+            uuid = uuid_of(job)
+            if uuid is None or finished(job) is not None or job.metadata is None:
                 continue
-            self._tracked[uuid] = _Tracked(uuid, str(job.metadata.name), created=True)
-        phases: dict[str, str] = {}
+            if job.spec is not None and job.spec.suspend:  # a creation cut short: no pod ran
+                await self._delete_quietly(str(job.metadata.name))
+                continue
+            tracked = Tracked(uuid, str(job.metadata.name), since=time.monotonic())
+            self._tracked[uuid] = tracked
+            self._table.bind(tracked, job)
+        pods_version = None
         if self._tracked:  # what each adopted Job's pod is doing, for the runtime's watch
-            pods, _ = await self._api.list_pods(self.selector)
-            for pod in pods:
-                uuid = _uuid_of(pod)
-                if uuid in self._tracked and pod.status is not None and pod.status.phase:
-                    phases[uuid] = str(pod.status.phase)
-        self._watcher = Watcher(self._api, self.selector, self, sweep_interval=cfg.check_interval)
-        self._watcher.start(version)
-        _log.info(
-            "watching Jobs in namespace %s (%d in flight)", self.namespace, len(self._tracked)
-        )
-        return [AdoptedJob(u, _ADOPTED_BY_PHASE.get(phases.get(u, ""), AdoptedState.UNKNOWN))
-                for u in self._tracked]  # fmt: skip
+            pods, pods_version = await self._api.list_pods(self.selector)
+            self._table.pods_listed(pods, pods_version)
+        self._watcher = Watcher(self._api, self.selector, self._table,
+                                sweep_interval=cfg.check_interval)  # fmt: skip
+        self._watcher.start(version, pods_version)
+        _log.info("watching Jobs in namespace %s (%d in flight; %s sidecars)", self.namespace,
+                  len(self._tracked), "native" if self.native_sidecars else "ordinary")  # fmt: skip
+        return [AdoptedJob(t.uuid, _ADOPTED_BY_PHASE.get(_phase(t), AdoptedState.UNKNOWN))
+                for t in self._tracked.values()]  # fmt: skip
 
     # --- dispatch -----------------------------------------------------------------------
+
+    def _manifest(self, request: DispatchRequest, dispatch_id: str) -> dict[str, Any]:
+        manifest = render_job(self.config, request, self.namespace)  # DispatchError if no token
+        agent = self.config.agent_container
+        manifest = with_sidecars(manifest, native=self.native_sidecars,
+                                 sidecar=lambda c: c.get("name") != agent)  # fmt: skip
+        manifest["metadata"]["annotations"][DISPATCH_ANNOTATION] = dispatch_id
+        if request.token is not None:  # a per-job Secret: no pod before it exists
+            manifest["spec"]["suspend"] = True  # released once the Secret is there
+        return manifest
 
     async def dispatch(self, request: DispatchRequest) -> None:
         """Create the Job and its token Secret; raise :class:`DispatchError` when impossible."""
@@ -202,48 +181,94 @@ class KubernetesDispatcher:
             raise DispatchError(f"a Kubernetes Job for job {uuid} is already being watched here")
         name = job_name(self.config, uuid)
         where = f"{self.namespace}/{name}"
-        manifest = render_job(self.config, request, self.namespace)  # DispatchError if no token
-        tracked = self._tracked[uuid] = _Tracked(uuid, name)
+        dispatch_id = new_dispatch_id()
+        manifest = self._manifest(request, dispatch_id)
+        tracked = Tracked(uuid, name, dispatch_id, since=time.monotonic(), creating=True)
+        self._tracked[uuid] = tracked
+        assert self._creator is not None
         try:
-            try:
-                created = await self.api.create(msgspec.convert(manifest, Job))
-                existing = None
-            except AlreadyExists:
-                existing = await self.api.get_job(name)
-                if existing is None:
-                    raise DispatchError(f"Kubernetes Job {where} exists and vanished") from None
-                created = existing
-                _log.info("job %s: Kubernetes Job %s already dispatched", uuid, where)
-            uid = created.metadata.uid if created.metadata is not None else None
-            tracked.created = True
-            if request.token is not None:
-                await self._put_secret(request, owner_reference(name, str(uid)))
-        except (ApiError, httpx2.HTTPError) as exc:
+            async with self._creator.slots:
+                outcome = await self._create(request, manifest, tracked)
+        except Abandoned:
+            outcome = None
+        except (ApiError, httpx2.HTTPError, DispatchError) as exc:
+            if tracked.cancel_reason is None:
+                self._tracked.pop(uuid, None)
+                if not tracked.adopted:  # leave another dispatch's live Job alone
+                    await self._remove(tracked)
+                if isinstance(exc, DispatchError):
+                    raise
+                raise DispatchError(
+                    f"cannot create Kubernetes Job {where}: {_reason(exc)}"
+                ) from None
+            outcome = None
+        except asyncio.CancelledError:  # the caller gave up on this dispatch: leave nothing
             self._tracked.pop(uuid, None)
-            if tracked.created:
-                await self._delete_quietly(name)
-            raise DispatchError(f"cannot create Kubernetes Job {where}: {_reason(exc)}") from None
-        except DispatchError:
-            self._tracked.pop(uuid, None)
+            self._spawn(self._remove(tracked))
             raise
-        verb = "created" if existing is None else "already existed; adopted it"
-        self._notify(uuid, f"Kubernetes Job {where} {verb}")
-        if existing is not None and _finished(existing) is not None:
-            asyncio.get_running_loop().call_soon(self._ended, uuid, existing)
+        finally:
+            tracked.creating = False
+        if outcome is None:  # cancelled while being created: remove what was made, report
+            await self._remove(tracked)
+            self._ended(uuid, None)
+            return
+        verb = {
+            "adopted": "already existed; adopted it",
+            "replaced": "created (replacing the finished Job of an earlier dispatch)",
+        }
+        self._notify(uuid, f"Kubernetes Job {where} {verb.get(outcome, 'created')}")  # fmt: skip
 
-    async def _put_secret(self, request: DispatchRequest, owner: dict[str, Any]) -> None:
-        manifest = render_secret(self.config, request, self.namespace, owner)
+    async def _create(
+        self, request: DispatchRequest, manifest: dict[str, Any], tracked: Tracked
+    ) -> str | None:
+        """The creation sequence; ``None`` when a cancel stopped it."""
+        assert self._creator is not None
+
+        def stopped() -> bool:
+            return tracked.cancel_reason is not None
+
+        if stopped():
+            return None
+        tracked.created = True  # from here on the Job may exist: a cancel must look for it
+        job, outcome = await self._creator.job(manifest, tracked.dispatch_id, stopped)
+        self._table.bind(tracked, job)
+        tracked.adopted = outcome == "adopted"
+        words = {"adopted": "already dispatched by another dispatch; adopted it"}
+        _log.info("job %s: Kubernetes Job %s/%s %s", request.job_uuid, self.namespace,
+                  tracked.name, words.get(outcome, outcome))  # fmt: skip
+        if stopped() or tracked.uuid not in self._tracked:
+            return None
+        if request.token is not None:
+            await self._creator.secret(request, owner_reference(tracked.name, str(tracked.uid)))
+        if stopped():
+            return None
+        if job.spec is not None and job.spec.suspend:
+            await self.api.release_job(tracked.name)
+        return outcome
+
+    async def _remove(self, tracked: Tracked) -> None:
+        """Delete what a dispatch may have created (nothing when it never tried)."""
+        if not tracked.created:
+            return
         try:
-            await self.api.create(msgspec.convert(manifest, Secret))
-        except AlreadyExists:  # dispatched before: the new token replaces the old one
-            patch = {"data": manifest["data"], "metadata": {"ownerReferences": [owner]}}
-            await self.api.merge_patch_secret(secret_name(self.config, request.job_uuid), patch)
+            if tracked.uid is not None:
+                await self.api.delete_job(tracked.name)
+            else:  # the create's answer was lost: delete the Job only if it is ours
+                assert self._creator is not None
+                await self._creator.remove_if_ours(tracked.name, tracked.dispatch_id)
+        except Exception as exc:
+            _log.warning("cannot delete Kubernetes Job %s: %s", tracked.name, _reason(exc))
 
     async def _delete_quietly(self, name: str) -> None:
         try:
             await self.api.delete_job(name)
         except Exception as exc:
             _log.warning("cannot delete Kubernetes Job %s: %s", name, _reason(exc))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # --- cancel and shutdown ------------------------------------------------------------
 
@@ -255,6 +280,8 @@ class KubernetesDispatcher:
                 self._sink.agent_ended(AgentExit(job_uuid, None, "", f"cancelled: {reason}"))
             return
         tracked.cancel_reason = reason
+        if tracked.creating:
+            return  # the creation stops at its next step, removes what it made, and reports
         try:
             gone_already = not await self.api.delete_job(tracked.name)
         except Exception as exc:
@@ -262,6 +289,24 @@ class KubernetesDispatcher:
             gone_already = True  # report it: the stack must not hold the capacity forever
         if gone_already:
             self._ended(job_uuid, None)
+
+    async def refresh_token(self, job_uuid: str, token: Secret) -> bool:
+        """A fresh acquisition token for work whose agent has not started (``TokenRefresher``).
+
+        Patched into the job's Secret. True only while the agent container has not started: a
+        started one has read its token already (the runtime then re-dispatches the job).
+        """
+        tracked = self._tracked.get(job_uuid)
+        if tracked is None or tracked.creating or tracked.uid is None or self._creator is None:
+            return False
+        if container_started(tracked.pod, self.config.agent_container):
+            return False
+        try:
+            await self._creator.new_token(job_uuid, token.get_secret_value())
+        except (ApiError, httpx2.HTTPError) as exc:
+            _log.warning("job %s: cannot refresh its token Secret: %s", job_uuid, _reason(exc))
+            return False
+        return True
 
     async def shutdown(self, grace: float) -> None:
         """Stop watching and close the client; Jobs keep running (a restart adopts them)."""
@@ -275,54 +320,64 @@ class KubernetesDispatcher:
         if self._client is not None:
             await self._client.close()
 
-    # --- what the watcher reports -------------------------------------------------------
+    # --- what the watches report (through the JobTable) ---------------------------------
 
-    def on_job(self, kind: str, job: Job) -> None:
-        uuid = _uuid_of(job)
-        if uuid is None or uuid not in self._tracked:
-            return
-        if kind == "DELETED" or _finished(job) is not None:
-            self._ended(uuid, None if kind == "DELETED" else job)
-
-    def jobs_listed(self, jobs: list[Job]) -> None:
-        present = {u: j for j in jobs if (u := _uuid_of(j)) is not None}
-        for uuid, tracked in list(self._tracked.items()):
-            job = present.get(uuid)
-            if job is None and tracked.created:
-                self._ended(uuid, None)  # deleted while the watch was down
-            elif job is not None and _finished(job) is not None:
-                self._ended(uuid, job)
-
-    def on_pod(self, kind: str, pod: Pod) -> None:
-        uuid = _uuid_of(pod)
-        tracked = self._tracked.get(uuid) if uuid is not None else None
-        if tracked is None:
-            return
-        tracked.pod = None if kind == "DELETED" else pod
-        self._remember_agent_exit(tracked, pod)
+    def _pod_changed(self, tracked: Tracked) -> None:
+        pod = tracked.pod
+        if pod is not None:
+            self._remember_agent_exit(tracked, pod)
+            phase = pod.status.phase if pod.status is not None else None
+            if phase == "Running" and not tracked.running:
+                tracked.running = True
+                if tracked.dispatch_id:  # dispatched here, not adopted at start
+                    self.metrics.pod_running(time.monotonic() - tracked.since)
+            done = agent_outlived(pod, self.config.agent_container)
+            if done is not None and not tracked.handling and tracked.cancel_reason is None:
+                self._agent_done(tracked, done.exitCode)
+                return
         self._check(tracked)
 
-    def pods_listed(self, pods: list[Pod]) -> None:
-        present = {_uuid_of(p) for p in pods}
-        for uuid, tracked in self._tracked.items():
-            if uuid not in present:
-                tracked.pod = None  # deleted while the watch was down
-        for pod in pods:
-            self.on_pod("ADDED", pod)
+    def _agent_done(self, tracked: Tracked, exit_code: int) -> None:
+        """The agent exited but a sidecar keeps the pod: end the work now, and the Job."""
+        tracked.handling = True
+        _log.info("job %s: the agent exited (%d) but its pod runs on (a sidecar); deleting the "
+                  "Kubernetes Job %s", tracked.uuid, exit_code, tracked.name)  # fmt: skip
+        self._report(tracked.uuid, AgentExit(tracked.uuid, exit_code, tracked.agent_message))
+        self._spawn(self._delete_quietly(tracked.name))
+
+    def _confirm(self, tracked: Tracked) -> None:
+        """A list without the Job, of a version that cannot be compared: look it up."""
+
+        async def look() -> None:
+            try:
+                job = await self.api.get_job(tracked.name)
+            except Exception as exc:
+                _log.warning("cannot look up Kubernetes Job %s: %s", tracked.name, _reason(exc))
+                return
+            if job is None or job.metadata is None or job.metadata.uid != tracked.uid:
+                self._ended(tracked.uuid, None)
+
+        self._spawn(look())
 
     def sweep(self) -> None:
+        pending: dict[str, int] = {}
         for tracked in list(self._tracked.values()):
             self._check(tracked)
+            if tracked.created and not tracked.creating:
+                why = "NoPod" if tracked.pod is None else pending_reason(tracked.pod)
+                if why is not None:
+                    pending[why] = pending.get(why, 0) + 1
+        self.metrics.set_pending(pending)
 
-    def _remember_agent_exit(self, tracked: _Tracked, pod: Pod) -> None:
+    def _remember_agent_exit(self, tracked: Tracked, pod: Any) -> None:
         for c in (pod.status.containerStatuses or []) if pod.status is not None else []:
             done = c.state.terminated if c.state is not None else None
             if c.name == self.config.agent_container and done is not None:
                 tracked.agent_exit = done.exitCode
                 tracked.agent_message = (done.message or done.reason or "").strip()
 
-    def _check(self, tracked: _Tracked) -> None:
-        if tracked.handling or not tracked.created or tracked.cancel_reason is not None:
+    def _check(self, tracked: Tracked) -> None:
+        if tracked.handling or tracked.creating or tracked.cancel_reason is not None:
             return
         now = time.monotonic()
         cfg = self.config
@@ -348,11 +403,9 @@ class KubernetesDispatcher:
         if problem.kind in tracked.noted:
             return
         tracked.handling = True
-        task = asyncio.create_task(self._stuck(tracked, problem, about))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._stuck(tracked, problem, about))
 
-    async def _stuck(self, tracked: _Tracked, problem: PodProblem, about: str) -> None:
+    async def _stuck(self, tracked: Tracked, problem: PodProblem, about: str) -> None:
         """Fail the work (agent not started) or notify (agent started), quoting the events."""
         uuid, kind = tracked.uuid, "pod" if about != tracked.name else "Job"
         try:
@@ -378,22 +431,7 @@ class KubernetesDispatcher:
         tracked = self._tracked.get(uuid)
         if tracked is None:
             return
-        where = f"{self.namespace}/{tracked.name}"
-        if tracked.failure is not None:
-            result = tracked.failure
-        elif tracked.cancel_reason is not None:
-            result = AgentExit(uuid, None, "", f"The agent was stopped: {tracked.cancel_reason}")
-        elif job is None:
-            result = AgentExit(uuid, None, "", f"The Kubernetes Job {where} was deleted")
-        elif _finished(job) == "Complete":
-            result = AgentExit(uuid, 0)
-        else:
-            conds = job.status.conditions or [] if job.status is not None else []
-            why = next((f"{c.reason}: {c.message}" for c in conds if c.type == "Failed"), "")
-            status = tracked.agent_exit if tracked.agent_exit not in (None, 0) else 1
-            detail = "\n".join(x for x in (f"Kubernetes Job {where} failed ({why})",
-                                           tracked.agent_message) if x)  # fmt: skip
-            result = AgentExit(uuid, status, detail)
+        result = work_result(tracked, job, f"{self.namespace}/{tracked.name}")
         self._report(uuid, result)
 
     def _report(self, uuid: str, result: AgentExit) -> None:
@@ -406,6 +444,11 @@ class KubernetesDispatcher:
     def _notify(self, uuid: str, detail: str) -> None:
         if isinstance(self._sink, ProvisioningSink):
             self._sink.notify(uuid, detail)
+
+
+def _phase(tracked: Tracked) -> str:
+    pod = tracked.pod
+    return str(pod.status.phase or "") if pod is not None and pod.status is not None else ""
 
 
 def _reason(exc: BaseException) -> str:

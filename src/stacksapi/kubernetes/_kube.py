@@ -3,8 +3,12 @@
 Every request goes through a client-side token bucket (``api_qps``, ``api_burst``) so a burst of
 jobs never floods the API server; transient failures (connection errors, 429, 500, 502, 503,
 504) are retried with exponential backoff (honouring ``Retry-After``), and a 409 on create is
-reported as :class:`AlreadyExists` so the caller can treat "created twice" as "already there".
-Built on lightkube's :class:`~lightkube.AsyncClient` and its typed resources.
+reported as :class:`AlreadyExists` so the caller can decide what the existing object is. A
+caller that stops wanting a call (a cancel during a create retry) passes ``give_up``: the retry
+loop then raises :class:`Abandoned` instead of trying again. Each watch request is one stream
+(with bookmarks) that ends or raises :class:`Gone`; the caller decides how to go on. Every
+request is counted in :class:`~._metrics.KubeMetrics`. Built on lightkube's
+:class:`~lightkube.AsyncClient` and its typed resources.
 """
 
 from __future__ import annotations
@@ -14,18 +18,26 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
 from lightkube import ApiError, AsyncClient
+from lightkube.core import decoders
 from lightkube.core.resource import NamespacedResource
+from lightkube.core.selector import build_selector
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Event, Pod, Secret
-from lightkube.types import CascadeType, OnErrorAction, OnErrorResult, PatchType
+from lightkube.types import CascadeType, PatchType
 
 from stacksapi._retry import parse_retry_after
 
-__all__ = ["AlreadyExists", "KubeAPI", "TokenBucket", "status_code"]
+from ._config import KubernetesConfig
+from ._metrics import KubeMetrics
+
+if TYPE_CHECKING:
+    from lightkube.config.kubeconfig import KubeConfig
+
+__all__ = ["Abandoned", "AlreadyExists", "Gone", "KubeAPI", "TokenBucket", "connect", "status_code"]
 
 _log = logging.getLogger("stacksapi.kubernetes")
 _TRANSIENT = frozenset({429, 500, 502, 503, 504})
@@ -33,8 +45,38 @@ T = TypeVar("T")
 R = TypeVar("R", bound=NamespacedResource)
 
 
+def connect(config: KubernetesConfig, kube_config: KubeConfig | None = None) -> AsyncClient:
+    """A client for the cluster: ``kube_config``, else ``config.kubeconfig``, else in-cluster,
+    ``KUBECONFIG`` or ``~/.kube/config``; ``config.context`` picks the context."""
+    from lightkube.config.kubeconfig import KubeConfig
+
+    try:
+        if kube_config is not None:
+            found = kube_config
+        elif config.kubeconfig is not None:
+            found = KubeConfig.from_file(config.kubeconfig)
+        else:
+            found = KubeConfig.from_env()
+        single = found.get(context_name=config.context)
+    except Exception as exc:
+        raise RuntimeError(f"cannot load the Kubernetes configuration: {exc}") from None
+    if single is None:
+        raise RuntimeError("cannot load the Kubernetes configuration: no current context")
+    return AsyncClient(
+        config=single, namespace=config.namespace, field_manager="stacksapi", trust_env=False
+    )
+
+
 class AlreadyExists(Exception):
     """A create answered 409: an object of that name is already there."""
+
+
+class Gone(Exception):
+    """A watch answered 410: its resourceVersion is too old; list again."""
+
+
+class Abandoned(Exception):
+    """A call was given up between attempts because its caller no longer wants it."""
 
 
 def status_code(exc: BaseException) -> int | None:
@@ -85,15 +127,29 @@ class KubeAPI:
     """Rate-limited, retrying calls on one namespace."""
 
     def __init__(
-        self, client: AsyncClient, namespace: str, *, qps: float, burst: int, retries: int
+        self,
+        client: AsyncClient,
+        namespace: str,
+        *,
+        qps: float,
+        burst: int,
+        retries: int,
+        metrics: KubeMetrics | None = None,
     ) -> None:
         self.client = client
         self.namespace = namespace
         self.retries = retries
         self.bucket = TokenBucket(qps, burst)
+        self.metrics = metrics or KubeMetrics(stack_key="")
 
     async def _call(
-        self, what: str, make: Callable[[], Awaitable[T]], *, conflicts: bool = False
+        self,
+        verb: str,
+        resource: str,
+        make: Callable[[], Awaitable[T]],
+        *,
+        conflicts: bool = False,
+        give_up: Callable[[], bool] | None = None,
     ) -> T:
         """Run ``make`` within the rate limit, retrying transient errors (and, with
         ``conflicts``, a 409 Conflict of an update raced by another writer)."""
@@ -101,23 +157,31 @@ class KubeAPI:
         while True:
             await self.bucket.take()
             try:
-                return await make()
+                result = await make()
             except (ApiError, httpx2.TransportError) as exc:
                 code = status_code(exc)
+                self.metrics.api_call(verb, resource, str(code or type(exc).__name__))
                 transient = code in _TRANSIENT or isinstance(exc, httpx2.TransportError)
                 transient = transient or (conflicts and code == 409)
                 if not transient or attempt >= self.retries:
                     raise
                 delay = _retry_after(exc) or min(5.0, 0.1 * 2**attempt) * random.uniform(0.5, 1)
                 attempt += 1
-                _log.info("%s: %s; retry %d in %.2fs", what, code or type(exc).__name__,
-                          attempt, delay)  # fmt: skip
+                _log.info("%s %s: %s; retry %d in %.2fs", verb, resource,
+                          code or type(exc).__name__, attempt, delay)  # fmt: skip
                 await asyncio.sleep(delay)
+                if give_up is not None and give_up():
+                    raise Abandoned(f"{verb} {resource} given up after {attempt} attempts") from exc
+            else:
+                self.metrics.api_call(verb, resource)
+                return result
 
-    async def create(self, obj: R) -> R:
+    async def create(self, obj: R, *, give_up: Callable[[], bool] | None = None) -> R:
         """Create ``obj``; :class:`AlreadyExists` on 409 (also after a retried timeout)."""
         try:
-            return await self._call(f"create {_kind(obj)}", lambda: self.client.create(obj))
+            return await self._call(
+                "create", _plural(obj), lambda: self.client.create(obj), give_up=give_up
+            )
         except ApiError as exc:
             if status_code(exc) == 409:
                 raise AlreadyExists(str(exc.status.message or "already exists")) from None
@@ -126,21 +190,25 @@ class KubeAPI:
     async def get_job(self, name: str) -> Job | None:
         try:
             return await self._call(
-                "get job", lambda: self.client.get(Job, name, namespace=self.namespace)
+                "get", "jobs", lambda: self.client.get(Job, name, namespace=self.namespace)
             )
         except ApiError as exc:
             if status_code(exc) == 404:
                 return None
             raise
 
-    async def delete_job(self, name: str) -> bool:
-        """Delete a Job and (in the background) its pods and Secret; False if it was gone."""
+    async def delete_job(self, name: str, *, foreground: bool = False) -> bool:
+        """Delete a Job and its pods and Secret; False if it was gone.
+
+        In the background by default (the Job goes at once, what it owns soon after);
+        ``foreground`` keeps the Job until what it owns is gone, for a caller that waits.
+        """
+        cascade = CascadeType.FOREGROUND if foreground else CascadeType.BACKGROUND
         try:
             await self._call(
-                "delete job",
-                lambda: self.client.delete(
-                    Job, name, namespace=self.namespace, cascade=CascadeType.BACKGROUND
-                ),
+                "delete",
+                "jobs",
+                lambda: self.client.delete(Job, name, namespace=self.namespace, cascade=cascade),
                 conflicts=True,
             )
         except ApiError as exc:
@@ -149,15 +217,43 @@ class KubeAPI:
             raise
         return True
 
+    async def release_job(self, name: str) -> Job:
+        """Resume a Job created suspended: its pod is created now."""
+        patch = {"spec": {"suspend": False}}
+        return await self._call(
+            "patch",
+            "jobs",
+            lambda: self.client.patch(
+                Job, name, patch, namespace=self.namespace, patch_type=PatchType.MERGE
+            ),
+            conflicts=True,
+        )
+
     async def merge_patch_secret(self, name: str, patch: Mapping[str, Any]) -> None:
         """Merge-patch a Secret (a merge patch carries no resourceVersion: no conflicts)."""
         await self._call(
-            "patch secret",
+            "patch",
+            "secrets",
             lambda: self.client.patch(
                 Secret, name, dict(patch), namespace=self.namespace, patch_type=PatchType.MERGE
             ),
             conflicts=True,
         )
+
+    async def server_version(self) -> tuple[int, int] | None:
+        """The API server's ``(major, minor)`` from ``/version``; ``None`` when unknown."""
+
+        async def run() -> Any:
+            response = await self.client._client._client.get("/version")
+            response.raise_for_status()
+            return response.json()
+
+        try:
+            info = await self._call("get", "version", run)
+        except Exception as exc:
+            _log.warning("cannot read the Kubernetes server version: %s", exc)
+            return None
+        return parse_version(info)
 
     async def list_jobs(self, labels: Mapping[str, str]) -> tuple[list[Job], str | None]:
         return await self._list(Job, labels)
@@ -175,7 +271,7 @@ class KubeAPI:
                 version = None
             return items, version
 
-        return await self._call(f"list {res.__name__}", run)
+        return await self._call("list", _resource(res), run)
 
     async def pod_events(self, pod_name: str) -> list[Event]:
         """The events about one pod (oldest first)."""
@@ -185,32 +281,67 @@ class KubeAPI:
             it = self.client.list(Event, namespace=self.namespace, fields=fields)
             return [e async for e in it]
 
-        return sorted(await self._call("list events", run), key=_event_time)
+        return sorted(await self._call("list", "events", run), key=_event_time)
 
     async def watch(
         self, res: type[R], labels: Mapping[str, str], version: str | None
     ) -> AsyncIterator[tuple[str, R]]:
-        """Watch ``res`` from ``version``; errors end the iteration (the caller re-lists)."""
+        """One watch request on ``res`` from ``version``, with ``BOOKMARK`` events.
+
+        Yields ``(type, object)`` until the server ends the stream; raises :class:`Gone` when
+        ``version`` is too old, :class:`ApiError` or a transport error otherwise.
+        """
         await self.bucket.take()
-        stream = self.client.watch(
-            res,
-            namespace=self.namespace,
-            labels=dict(labels),
-            resource_version=version,
-            server_timeout=300,
-            on_error=_raise,
+        generic = self.client._client
+        params = {"timeoutSeconds": 300, "resourceVersion": version, "allowWatchBookmarks": "true",
+                  "labelSelector": build_selector(dict(labels))}  # fmt: skip
+        request = generic.prepare_request(
+            "list", res=res, namespace=self.namespace, watch=True, params=params
         )
-        async for kind, obj in stream:
-            yield kind, obj
+        request.timeout = generic._watch_timeout
+        http = generic._client
+        response = await http.send(generic.build_adapter_request(request), stream=True)
+        name = _resource(res)
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                self.metrics.api_call("watch", name, str(response.status_code))
+                if response.status_code == 410:
+                    raise Gone(f"watch {name}: resource version {version} is too old")
+                raise ApiError(request=response.request, response=response)
+            self.metrics.api_call("watch", name)
+            async for line in response.aiter_lines():
+                if not line.strip():
+                    continue
+                event = decoders.decode_watch_event(line.encode())
+                if event.type == "ERROR":
+                    failure = decoders.decode_status(event.object)
+                    if failure.code == 410:
+                        raise Gone(f"watch {name}: {failure.message or 'too old'}")
+                    raise ApiError(status=failure)
+                yield event.type, decoders.decode_object(event.object, res)
+        finally:
+            await response.aclose()
 
 
-def _raise(exc: Exception, count: int) -> OnErrorResult:
-    del exc, count
-    return OnErrorResult(OnErrorAction.RAISE)
+def parse_version(info: Any) -> tuple[int, int] | None:
+    """``(major, minor)`` from a ``/version`` answer (``minor`` may read ``"29+"``)."""
+    try:
+        major = int(str(info["major"]).rstrip("+"))
+        minor = int("".join(ch for ch in str(info["minor"]) if ch.isdigit()))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return major, minor
 
 
-def _kind(obj: Any) -> str:
-    return str(getattr(obj, "kind", None) or type(obj).__name__)
+def _resource(res: type[Any]) -> str:
+    return {"Job": "jobs", "Pod": "pods", "Secret": "secrets", "Event": "events"}.get(
+        res.__name__, res.__name__.lower()
+    )
+
+
+def _plural(obj: Any) -> str:
+    return _resource(type(obj))
 
 
 def _retry_after(exc: BaseException) -> float | None:

@@ -15,7 +15,7 @@ from typing import Any
 from lightkube.models.core_v1 import ContainerStatus
 from lightkube.resources.core_v1 import Pod
 
-__all__ = ["PodProblem", "describe_events", "pod_problem"]
+__all__ = ["PodProblem", "container_started", "describe_events", "pending_reason", "pod_problem"]
 
 _PULL = frozenset({"ErrImagePull", "ImagePullBackOff", "RegistryUnavailable"})
 _PULL_FATAL = frozenset({"InvalidImageName", "ErrImageNeverPull"})
@@ -64,12 +64,14 @@ def _waiting(pod: Pod, first_seen: dict[str, float], now: float, grace: float) -
 
 def _init_failed(pod: Pod) -> PodProblem | None:
     status = pod.status
+    init = (pod.spec.initContainers or []) if pod.spec is not None else []
+    sidecars = {c.name for c in init if c.restartPolicy == "Always"}  # native: stopped at the end
     for c in (status.initContainerStatuses or []) if status is not None else []:
         state = c.state
         if state is None:
             continue
         done = state.terminated
-        if done is not None and done.exitCode != 0:
+        if done is not None and done.exitCode != 0 and c.name not in sidecars:
             why = f", {done.reason}" if done.reason else ""
             msg = f": {done.message.strip()}" if done.message else ""
             return PodProblem(
@@ -108,6 +110,33 @@ def pod_problem(
     else:
         first_seen.pop("pending", None)
     return None
+
+
+def container_started(pod: Pod | None, name: str) -> bool:
+    """Whether the container ``name`` has started (running or ended): it has read its env."""
+    statuses = (pod.status.containerStatuses or []) if pod and pod.status else []
+    return any(c.name == name and c.state is not None and (c.state.running or c.state.terminated)
+               for c in statuses)  # fmt: skip
+
+
+def pending_reason(pod: Pod) -> str | None:
+    """Why a pod is not running yet (for metrics), or ``None`` once it runs or has ended.
+
+    The scheduler's reason (``Unschedulable``), else the first waiting container's
+    (``ErrImagePull``, ``CreateContainerConfigError``, ``ContainerCreating``...), else
+    ``Pending``.
+    """
+    status = pod.status
+    if status is not None and status.phase not in (None, "Pending"):
+        return None
+    for cond in (status.conditions or []) if status is not None else []:
+        if cond.type == "PodScheduled" and cond.status == "False":
+            return cond.reason or "Unschedulable"
+    for _, c in _statuses(pod):
+        waiting = c.state.waiting if c.state is not None else None
+        if waiting is not None and waiting.reason:
+            return waiting.reason
+    return "Pending"
 
 
 def describe_events(events: Iterable[Any], limit: int) -> str:
