@@ -74,13 +74,14 @@ class AgentKubelet:
                  "message": "0/3 nodes are available: 3 Insufficient cpu."}]})  # fmt: skip
             return
         if self.init_fails:
-            init = spec["initContainers"][0]
+            inits = spec["initContainers"]  # the user's one (after copy-agent and checks)
+            init = next((c for c in inits if c["name"] == "clone"), inits[0])
             done = {"terminated": {"exitCode": 1, "reason": "Error", "message": "clone failed"}}
             fake.add_event(ns, "Pod", name, "Warning", "BackOff", "init container clone failed")
             statuses = [container_status(init, done)]
             fake.update_pod(ns, name, {"phase": "Pending", "initContainerStatuses": statuses})
             return
-        self._agent(fake, ns, name, containers)
+        self._agent(fake, ns, name, spec)
 
     def _pull_fails(self, fake: FakeKube, ns: str, pod: str, all_: list[Obj], bad: Obj) -> None:
         image = bad["image"]
@@ -94,12 +95,17 @@ class AgentKubelet:
             container_status(c, waiting if c is bad else {"waiting": {"reason": "PodInitializing"}})
             for c in all_]})  # fmt: skip
 
-    def _agent(self, fake: FakeKube, ns: str, pod: str, containers: list[Obj]) -> None:
+    def _agent(self, fake: FakeKube, ns: str, pod: str, spec: Obj) -> None:
+        containers = spec["containers"]
         agent = next(c for c in containers if c["name"] == "agent")
         env: dict[str, str] = {}
         for var in agent.get("env", []):
             if "value" in var:
                 env[var["name"]] = var["value"]
+            elif "fieldRef" in var["valueFrom"]:  # the downward API: the pod's own fields
+                where, _, field = var["valueFrom"]["fieldRef"]["fieldPath"].partition(".")
+                env[var["name"]] = str(({"metadata": {"namespace": ns}, "spec": spec}
+                                        .get(where) or {}).get(field, ""))  # fmt: skip
             else:
                 ref = var["valueFrom"]["secretKeyRef"]
                 value = None

@@ -38,7 +38,7 @@ from ._params import (
 )
 from ._shape import ShapeError, check, quantity
 
-__all__ = ["DEFAULT_AGENT_IMAGE", "PULL_POLICIES", "KubernetesConfig"]
+__all__ = ["DEFAULT_AGENT_IMAGE", "PULL_POLICIES", "RESERVED_ENV", "KubernetesConfig"]
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 _BLOCKS: Mapping[str, Mapping[str, Any]] = {
@@ -52,7 +52,7 @@ _BLOCKS: Mapping[str, Mapping[str, Any]] = {
 DEFAULT_AGENT_IMAGE = "buildkite/agent:3"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*)?$")
-_RESERVED_ENV = frozenset({"BUILDKITE_AGENT_TOKEN", "BUILDKITE_AGENT_ACQUIRE_JOB"})
+RESERVED_ENV = frozenset({"BUILDKITE_AGENT_TOKEN", "BUILDKITE_AGENT_ACQUIRE_JOB"})
 
 
 def _show(value: object) -> str:
@@ -162,7 +162,7 @@ class KubernetesConfig:
         object.__setattr__(self, "agent_command", tuple(command))
         object.__setattr__(self, "agent_env", _string_map(f"{p}.agent_env", self.agent_env))
         for name in self.agent_env:
-            if name in _RESERVED_ENV:
+            if name in RESERVED_ENV:
                 raise ConfigError(f"{p}.agent_env.{name}", "is set by the dispatcher for each job")
         if self.agent_token_secret is not None and not _DNS_LABEL.match(self.agent_token_secret):
             raise ConfigError(f"{p}.agent_token_secret", "must be the name of a Secret")

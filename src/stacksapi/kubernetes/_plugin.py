@@ -20,7 +20,14 @@ from lightkube.models.core_v1 import EnvFromSource, VolumeMount
 from ._params import CHECKOUT, COMMAND, METADATA, PLUGIN_PODSPEC, SIDECAR, SIDECARS, parse
 from ._shape import ShapeError, show
 
-__all__ = ["PLUGIN", "PLUGINS_ENV", "PluginError", "is_kubernetes_plugin", "kubernetes_plugin"]
+__all__ = [
+    "PLUGIN",
+    "PLUGINS_ENV",
+    "PluginError",
+    "PluginProhibited",
+    "is_kubernetes_plugin",
+    "kubernetes_plugin",
+]
 
 PLUGINS_ENV = "BUILDKITE_PLUGINS"
 _SOURCE = re.compile(
@@ -51,17 +58,22 @@ class PluginError(ValueError):
         self.message = message
 
 
+class PluginProhibited(PluginError):
+    """The step uses the ``kubernetes`` plugin on a stack that prohibits it."""
+
+
 def is_kubernetes_plugin(source: str) -> bool:
     """Whether a plugin source names Buildkite's ``kubernetes`` plugin (any version pin)."""
     return source == "kubernetes" or bool(_SOURCE.match(source))
 
 
-def kubernetes_plugin(env: Mapping[str, str]) -> dict[str, Any] | None:
+def kubernetes_plugin(env: Mapping[str, str], *, prohibited: bool = False) -> dict[str, Any] | None:
     """The checked settings of the step's ``kubernetes`` plugin, or ``None`` when it has none.
 
     Other plugins are left to the agent. Raises :class:`PluginError` when ``BUILDKITE_PLUGINS``
     is not a list of one-entry mappings, when the plugin is given twice, or when its settings
-    are malformed (unknown or mistyped fields).
+    are malformed (unknown or mistyped fields); :class:`PluginProhibited` (before looking at
+    the settings) when ``prohibited`` and the step uses the plugin.
     """
     text = env.get(PLUGINS_ENV, "")
     if not text.strip():
@@ -81,6 +93,10 @@ def kubernetes_plugin(env: Mapping[str, str]) -> dict[str, Any] | None:
         ((source, settings),) = plugin.items()
         if not is_kubernetes_plugin(str(source)):
             continue
+        if prohibited:
+            raise PluginProhibited(
+                "kubernetes", "this stack prohibits the kubernetes plugin, and the step uses it"
+            )
         if found is not None:
             raise PluginError("kubernetes", "the plugin is given twice in one step")
         try:
