@@ -113,11 +113,11 @@ def test_rendered_objects_load_into_the_typed_models_unchanged() -> None:
     assert KubeSecret.from_dict(secret).to_dict() == secret
 
 
-def test_the_agent_container_is_added_when_the_template_has_none() -> None:
+def test_the_template_patches_the_pod_and_completes_the_agent_container() -> None:
     cfg = KubernetesConfig(pod_template="containers: [{name: build, image: 'golang:1.23'}]")
     spec = render_job(cfg, dispatch_request(), "ci")["spec"]["template"]["spec"]
     names = [c["name"] for c in spec["containers"]]
-    assert names == ["build", "agent"]
+    assert names == ["container-0", "agent", "checkout", "build"]
     agent = spec["containers"][1]
     assert agent["image"] == "buildkite/agent:3"
     assert agent["command"] == ["buildkite-agent", "start"]
@@ -128,7 +128,7 @@ def test_the_agent_container_is_added_when_the_template_has_none() -> None:
         "key": "token",
     }
     bare = render_job(KubernetesConfig(), dispatch_request(), "ci")["spec"]["template"]["spec"]
-    assert [c["name"] for c in bare["containers"]] == ["agent"]
+    assert [c["name"] for c in bare["containers"]] == ["container-0", "agent", "checkout"]
 
 
 def test_names_and_labels_are_valid_and_deterministic() -> None:

@@ -8,11 +8,13 @@ Functions take plain container mappings and change them in place.
 
 from __future__ import annotations
 
+import copy
 import posixpath
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
+    "add_env_from",
     "add_mounts",
     "agent_config_env",
     "agent_config_mounts",
@@ -82,7 +84,12 @@ def set_env(container: Container, name: str, value: str) -> None:
 
 def add_mounts(container: Container, mounts: Iterable[Mapping[str, Any]]) -> None:
     """Append volume mounts (copies) to a container."""
-    container.setdefault("volumeMounts", []).extend(dict(m) for m in mounts)
+    container.setdefault("volumeMounts", []).extend(copy.deepcopy(dict(m)) for m in mounts)
+
+
+def add_env_from(container: Container, sources: Iterable[Mapping[str, Any]]) -> None:
+    """Append ``envFrom`` sources (copies) to a container."""
+    container.setdefault("envFrom", []).extend(copy.deepcopy(dict(m)) for m in sources)
 
 
 def _apply(container: Container, block: Mapping[str, Any], table: Any) -> None:

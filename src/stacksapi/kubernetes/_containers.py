@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._agentenv import MIRRORS_PATH, add_mounts, agent_config_mounts, set_env
+from ._agentenv import MIRRORS_PATH, add_env_from, add_mounts, agent_config_mounts, set_env
 
 __all__ = [
     "BOOTSTRAP_ARGS",
@@ -91,14 +91,13 @@ def command_container(
     ])  # fmt: skip
     agent_config_mounts(container, agent_config, signing=True)
     for block in params:
-        container.setdefault("envFrom", []).extend(block.get("envFrom", []))
+        add_env_from(container, block.get("envFrom", []))
         add_mounts(container, block.get("extraVolumeMounts", []))
     container["name"] = container.get("name") or f"container-{index}"
     container["workingDir"] = container.get("workingDir") or WORKSPACE
     set_env(container, "BUILDKITE_SOCKETS_PATH", f"{WORKSPACE}/sockets/{container['name']}")
     add_mounts(container, mounts)
-    if git_env_from:
-        container.setdefault("envFrom", []).extend(git_env_from)
+    add_env_from(container, git_env_from)
     return _tidy(container)
 
 
@@ -113,13 +112,13 @@ def sidecar_container(
     """A step's sidecar: the shared mounts and params, as a native sidecar init container."""
     container["name"] = container.get("name") or f"sidecar-{index}"
     default, *step = params
-    container.setdefault("envFrom", []).extend(default.get("envFrom", []))
+    add_env_from(container, default.get("envFrom", []))
     add_mounts(container, default.get("extraVolumeMounts", []))
     add_mounts(container, mounts)
     for block in step:
-        container["envFrom"].extend(block.get("envFrom", []))
+        add_env_from(container, block.get("envFrom", []))
         add_mounts(container, block.get("extraVolumeMounts", []))
-    container["envFrom"].extend(git_env_from)
+    add_env_from(container, git_env_from)
     container["restartPolicy"] = "Always"
     return _tidy(container)
 
@@ -224,10 +223,10 @@ def checkout_container(
             volumes.append(dict(mirrors["volume"]))
             path = mirrors.get("path") or MIRRORS_PATH
             add_mounts(container, [{"name": mirrors["volume"]["name"], "mountPath": path}])
-        container.setdefault("envFrom", []).extend(block.get("envFrom", []))
+        add_env_from(container, block.get("envFrom", []))
         add_mounts(container, block.get("extraVolumeMounts", []))
         credentials = block.get("gitCredentialsSecret") or credentials
-    container.setdefault("envFrom", []).extend(git_env_from)
+    add_env_from(container, git_env_from)
     git_config = "true"
     if credentials:
         volumes += [

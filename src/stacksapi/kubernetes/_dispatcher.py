@@ -30,6 +30,7 @@ from lightkube import ApiError, AsyncClient
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Pod, Secret
 
+from stacksapi._models import Job as JobDetails
 from stacksapi.stack import (
     AgentExit,
     DispatchError,
@@ -40,6 +41,7 @@ from stacksapi.stack import (
 )
 
 from ._config import KubernetesConfig
+from ._jobsource import ApiJobDetails, JobDetailsSource
 from ._kube import AlreadyExists, KubeAPI
 from ._podcheck import PodProblem, describe_events, pod_problem
 from ._render import (
@@ -97,6 +99,8 @@ class KubernetesDispatcher:
 
     ``kube_config`` overrides where the cluster is found (default: ``config.kubeconfig``, else
     the in-cluster service account, else ``KUBECONFIG``, else ``~/.kube/config``).
+    ``job_details`` fetches a job's command and env (its plugins) when a request comes without
+    ``details``; with neither, the pod is built as for a step without plugins.
     """
 
     def __init__(
@@ -105,8 +109,10 @@ class KubernetesDispatcher:
         *,
         stack_key: str,
         kube_config: KubeConfig | None = None,
+        job_details: JobDetailsSource | None = None,
     ) -> None:
         self.config = config
+        self._job_details = job_details
         self.stack_key = stack_key
         self.selector = stack_selector(stack_key)
         self._kube_config = kube_config
@@ -121,7 +127,8 @@ class KubernetesDispatcher:
     def from_stack_config(cls, config: StackConfig) -> Self:
         """Build from a stack config: its ``[kubernetes]`` table and its stack key."""
         table = config.extensions.get("kubernetes", {})
-        return cls(KubernetesConfig.from_mapping(table), stack_key=config.key)
+        source = ApiJobDetails(config.key, config.base_url)
+        return cls(KubernetesConfig.from_mapping(table), stack_key=config.key, job_details=source)
 
     @property
     def api(self) -> KubeAPI:
@@ -189,7 +196,9 @@ class KubernetesDispatcher:
             raise DispatchError(f"a Kubernetes Job for job {uuid} is already being watched here")
         name = job_name(self.config, uuid)
         where = f"{self.namespace}/{name}"
-        manifest = render_job(self.config, request, self.namespace)  # DispatchError if no token
+        details = await self._details(request)
+        # DispatchError when there is no token, or the step's plugin or pod is not right
+        manifest = render_job(self.config, request, self.namespace, details)
         tracked = self._tracked[uuid] = _Tracked(uuid, name)
         try:
             try:
@@ -217,6 +226,16 @@ class KubernetesDispatcher:
         self._notify(uuid, f"Kubernetes Job {where} {verb}")
         if existing is not None and _finished(existing) is not None:
             asyncio.get_running_loop().call_soon(self._ended, uuid, existing)
+
+    async def _details(self, request: DispatchRequest) -> JobDetails | None:
+        """The job's command and env: from the request, else fetched (``None``: neither)."""
+        given: JobDetails | None = getattr(request, "details", None)
+        if given is not None or self._job_details is None:
+            return given
+        try:
+            return await self._job_details(request.job_uuid)
+        except Exception as exc:
+            raise DispatchError(f"cannot read the job's command and plugins: {exc}") from None
 
     async def _put_secret(self, request: DispatchRequest, owner: dict[str, Any]) -> None:
         manifest = render_secret(self.config, request, self.namespace, owner)
@@ -261,6 +280,8 @@ class KubernetesDispatcher:
             await asyncio.wait(list(self._tasks), timeout=5)
         if self._client is not None:
             await self._client.close()
+        if isinstance(self._job_details, ApiJobDetails):
+            await self._job_details.aclose()
 
     # --- what the watcher reports -------------------------------------------------------
 

@@ -160,6 +160,7 @@ def build_pod_spec(
         for c in spec.get(key) or []:
             _dedupe_mounts(c)
     _check_images(spec)
+    _check_mounts(spec)
     return BuiltPod(spec, annotations)
 
 
@@ -257,6 +258,20 @@ def _check_images(spec: Mapping[str, Any]) -> None:
             why = invalid_image(c.get("image"))
             if why is not None:
                 raise PodError(f"{key}[{i}].image", f"container {c.get('name')!r}: {why}")
+
+
+def _check_mounts(spec: Mapping[str, Any]) -> None:
+    """Every volume mount names a volume of the pod (else Kubernetes rejects the pod)."""
+    volumes = {v.get("name") for v in spec.get("volumes") or []}
+    for key in ("containers", "initContainers"):
+        for i, c in enumerate(spec.get(key) or []):
+            for j, m in enumerate(c.get("volumeMounts") or []):
+                if m.get("name") not in volumes:
+                    raise PodError(
+                        f"{key}[{i}].volumeMounts[{j}]",
+                        f"container {c.get('name')!r} mounts volume {m.get('name')!r} on "
+                        f"{m.get('mountPath')}, but the pod has no such volume",
+                    )
 
 
 def _dedupe_mounts(container: dict[str, Any]) -> None:
