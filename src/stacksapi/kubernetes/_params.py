@@ -149,8 +149,9 @@ def parse(value: Any, schema: Mapping[str, Any], path: str) -> dict[str, Any]:
         if element is None:
             continue
         out[key] = _field(element, tp, where)
+    prefix = f"{path}." if path else ""
     if "interposer" in out and out["interposer"] not in ("", *INTERPOSERS):
-        raise ShapeError(f"{path}.interposer", f"must be one of {', '.join(INTERPOSERS)}")
+        raise ShapeError(f"{prefix}interposer", f"must be one of {', '.join(INTERPOSERS)}")
     for i, hook in enumerate(out.get("additional-hooks", [])):
-        parse(hook, {"path": str, "volume": Volume}, f"{path}.additional-hooks[{i}]")
+        parse(hook, {"path": str, "volume": Volume}, f"{prefix}additional-hooks[{i}]")
     return out
