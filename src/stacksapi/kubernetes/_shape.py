@@ -131,6 +131,8 @@ def _struct(value: Any, tp: type[msgspec.Struct], path: str, *, partial: bool) -
         raise ShapeError(path or tp.__name__, f"must be a mapping (got {_kind(value)})")
     fields = {f.encode_name: f for f in msgspec.structs.fields(tp)}
     for key, element in value.items():
+        if partial and isinstance(key, str) and key.startswith("$"):
+            continue  # a strategic merge directive ($patch, $deleteFromPrimitiveList/...)
         field = fields.get(key) if isinstance(key, str) else None
         if field is None:
             close = difflib.get_close_matches(str(key), sorted(fields), n=1)
