@@ -191,3 +191,29 @@ def test_a_malformed_plugin_names_the_field(name: str) -> None:
     with pytest.raises(DispatchError) as info:
         render(Step_(plugin=settings))
     assert field in str(info.value)
+
+
+def test_a_patched_step_command_becomes_its_buildkite_command() -> None:
+    patch = {"podSpecPatch": {"containers": [{"name": "container-0", "command": ["make"],
+                                              "args": ["lint", "it's"]}]}}  # fmt: skip
+    command = containers(render(Step_(plugin=patch)))["container-0"]
+    assert command["command"] == ["/workspace/tini-static"]  # still runs through the agent
+    assert env_of(command)["BUILDKITE_COMMAND"] == "make lint 'it'\"'\"'s'"
+
+
+def test_stack_containers_commands_are_guarded_unless_allowed() -> None:
+    patch = {"initContainers": [{"name": "copy-agent", "command": ["true"]}]}
+    with pytest.raises(DispatchError, match=r"pod_spec_patch\.initContainers\[0\]\.command"):
+        render(Step_(), **{"pod-spec-patch": patch})
+    allowed = render(
+        Step_(),
+        **{"pod-spec-patch": patch, "allow-pod-spec-patch-unsafe-command-modification": True},
+    )
+    assert containers(allowed, "initContainers")["copy-agent"]["command"] == ["true"]
+    checkout = {"containers": [{"name": "checkout", "args": ["git clone"]}]}
+    with pytest.raises(DispatchError, match="checkout hook or skip checkout"):
+        render(Step_(plugin={"podSpecPatch": checkout}))
+    token = {"containers": [{"name": "agent", "env": [{"name": "BUILDKITE_AGENT_TOKEN",
+                                                       "value": "stolen"}]}]}  # fmt: skip
+    with pytest.raises(DispatchError, match="token and job are set by the stack"):
+        render(Step_(plugin={"podSpecPatch": token}))
