@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._agentenv import MIRRORS_PATH, add_env_from, add_mounts, agent_config_mounts, set_env
+from ._params import last_given
 
 __all__ = [
     "BOOTSTRAP_ARGS",
@@ -44,12 +45,16 @@ BOOTSTRAP_ARGS = ["--", "/workspace/buildkite-agent", "kubernetes-bootstrap"]
 WORKSPACE = "/workspace"
 
 
-def interpose(command: Sequence[str], args: Sequence[str], interposer: str | None) -> str:
+def interpose(
+    command: Sequence[str], args: Sequence[str], params: Sequence[Mapping[str, Any]]
+) -> str:
     """A container's ``command`` and ``args`` as one ``BUILDKITE_COMMAND``.
 
-    ``buildkite`` (the default): command lines joined by newlines, args shell-quoted onto the
-    last; ``vector``: everything shell-quoted as one command; ``legacy``: joined by spaces.
+    The interposer is the last one ``params`` (command params: the stack's, then the step's)
+    name. ``buildkite`` (the default): command lines joined by newlines, args shell-quoted onto
+    the last; ``vector``: everything shell-quoted as one command; ``legacy``: joined by spaces.
     """
+    interposer = last_given(params, "interposer")
     if interposer == "vector":
         return shlex.join([*command, *args])
     if interposer == "legacy":
@@ -76,13 +81,11 @@ def command_container(
 ) -> Container:
     """Rewrite one of the step's containers to run its command through the agent.
 
-    ``params`` are the command params in order (the stack's defaults, then the step's); the
-    last one naming an interposer chooses how ``command``/``args`` become the command.
+    ``params`` are the command params in order (the stack's defaults, then the step's).
     """
     command = step_command
     if container.get("command"):
-        interposer = next((p["interposer"] for p in reversed(params) if p.get("interposer")), None)
-        command = interpose(container["command"], container.get("args") or [], interposer)
+        command = interpose(container["command"], container.get("args") or [], params)
     container["command"], container["args"] = list(TINI), list(BOOTSTRAP_ARGS)
     container.setdefault("env", []).extend([
         {"name": "BUILDKITE_BOOTSTRAP_PHASES", "value": "plugin,command"},

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lightkube.models.core_v1 import (
@@ -38,6 +38,7 @@ __all__ = [
     "SIDECAR",
     "SIDECARS",
     "Partial",
+    "last_given",
     "parse",
 ]
 
@@ -122,6 +123,11 @@ AGENT_CONFIG: Mapping[str, Any] = {
 }
 PLUGIN_PODSPEC = Partial(PodSpec)
 SIDECARS = Partial(Container, many=True)  # names are given when missing
+
+
+def last_given(blocks: Sequence[Mapping[str, Any]], key: str, default: Any = None) -> Any:
+    """``key`` of the last block that gives it (blocks in order: the stack's, then the step's)."""
+    return next((b[key] for b in reversed(blocks) if b.get(key) not in (None, "")), default)
 
 
 def _field(value: Any, tp: Any, path: str) -> Any:

@@ -40,6 +40,7 @@ from ._containers import (
     sidecar_container,
 )
 from ._imagecheck import default_pull_policy, image_checks, invalid_image
+from ._params import last_given
 from ._patch import strategic_merge
 
 __all__ = ["BuiltPod", "PodError", "PodInputs", "build_pod_spec", "tags_of"]
@@ -88,7 +89,7 @@ def build_pod_spec(
     plugin = inputs.plugin or {}
     spec: dict[str, Any] = copy.deepcopy(dict(plugin.get("podSpec") or {}))
     checkouts = [config.default_checkout_params, plugin.get("checkout") or {}]
-    skip_checkout = next((p["skip"] for p in reversed(checkouts) if "skip" in p), False)
+    skip_checkout = bool(last_given(checkouts, "skip", False))
     spec.setdefault(
         "terminationGracePeriodSeconds", config.default_termination_grace_period_seconds
     )
@@ -355,10 +356,7 @@ def _guard(
                 BOOTSTRAP_ARGS,
             )
             if key == "containers" and step:
-                interposer = next(
-                    (p["interposer"] for p in reversed(command_params) if p.get("interposer")), None
-                )
                 command = interpose(c.pop("command", None) or [], c.pop("args", None) or [],
-                                    interposer)  # fmt: skip
+                                    command_params)  # fmt: skip
                 c.setdefault("env", []).append({"name": "BUILDKITE_COMMAND", "value": command})
     return checked
