@@ -217,3 +217,11 @@ def test_stack_containers_commands_are_guarded_unless_allowed() -> None:
                                                        "value": "stolen"}]}]}  # fmt: skip
     with pytest.raises(DispatchError, match="token and job are set by the stack"):
         render(Step_(plugin={"podSpecPatch": token}))
+
+
+def test_credentials_in_the_repository_url_stay_out_of_the_annotations() -> None:
+    step = Step_(env={"BUILDKITE_REPO": "https://ci:ghp_secret123@github.com/acme/web.git"})
+    manifest = render(step)
+    assert "ghp_secret123" not in json.dumps(manifest)
+    repo = manifest["metadata"]["annotations"]["buildkite.com/build-repo"]
+    assert repo == "https://github.com/acme/web.git"

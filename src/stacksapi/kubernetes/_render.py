@@ -48,6 +48,7 @@ MANAGED_BY = "stacksapi"
 TOKEN_KEY = "token"  # noqa: S105 - the key inside the Secret, not a token
 _LABEL_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 _NAME_BAD = re.compile(r"[^a-z0-9-]")
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")  # credentials in a repo URL
 _TAG_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
@@ -131,7 +132,7 @@ def _annotations(
     buildkite = {
         "build-url": build_url,
         "build-branch": env.get("BUILDKITE_BRANCH"),
-        "build-repo": env.get("BUILDKITE_REPO"),
+        "build-repo": _USERINFO.sub(r"\1", env.get("BUILDKITE_REPO") or ""),
         "pipeline-slug": env.get("BUILDKITE_PIPELINE_SLUG"),
         "step-key": env.get("BUILDKITE_STEP_KEY"),
         "job-url": f"{build_url.split('#')[0]}#{job.id}" if build_url else None,
