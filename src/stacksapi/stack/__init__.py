@@ -8,26 +8,34 @@ See ``docs/stack.md``.
 from ._api import AsyncStacksClient
 from ._config import DEFAULT_AGENT_COMMAND, ConfigError, StackConfig, SubprocessConfig
 from ._dispatcher import (
+    AdoptedJob,
+    AdoptedState,
     AgentExit,
+    DispatchDeferred,
     Dispatcher,
     DispatchError,
     DispatchRequest,
     DispatchSink,
     ProvisioningSink,
+    TokenRefresher,
 )
 from ._entry import run_stack
 from ._events import EventCallback, EventKind, StackEvent
+from ._exit import StackExit
 from ._logging import JsonLogFormatter
 from ._metrics import StackMetrics
 from ._rules import rule_matches, serves_job
-from ._runtime import Stack, StackExit
+from ._runtime import Stack
 from ._subprocess import SubprocessDispatcher
 
 __all__ = [
     "DEFAULT_AGENT_COMMAND",
+    "AdoptedJob",
+    "AdoptedState",
     "AgentExit",
     "AsyncStacksClient",
     "ConfigError",
+    "DispatchDeferred",
     "DispatchError",
     "DispatchRequest",
     "DispatchSink",
@@ -43,6 +51,7 @@ __all__ = [
     "StackMetrics",
     "SubprocessConfig",
     "SubprocessDispatcher",
+    "TokenRefresher",
     "rule_matches",
     "run_stack",
     "serves_job",

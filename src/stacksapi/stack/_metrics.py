@@ -25,6 +25,12 @@ _COUNTERS = {
     "jobs_finished_by_stack": "Jobs the stack finished itself (failures before an agent took them)",
     "jobs_cancelled": "Jobs cancelled while in flight",
     "reservations_renewed": "Reservation renewals",
+    "finish_retries": "Finishes tried again after a passing failure",
+    "dispatches_deferred": "Dispatches the dispatcher deferred (job released unfailed)",
+    "jobs_adopted": "Jobs whose work was found alive at start and adopted",
+    "tokens_refreshed": "Fresh acquisition tokens issued for work still provisioning",
+    "jobs_redispatched": "Jobs torn down and dispatched again for a fresh token",
+    "provisioning_timeouts": "Jobs whose agent did not start within provisioning_timeout",
 }
 
 
