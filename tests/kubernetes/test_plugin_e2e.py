@@ -15,12 +15,24 @@ from typing import Any
 
 import pytest
 
-from stacksapi import AsyncClient
+from stacksapi import AsyncClient, Job
 from stacksapi.emulator import EmulatorServer
+from stacksapi.kubernetes import KubernetesDispatcher
 
 from .catalogue import Step_, containers, env_of
 from .kube_fake import FakeKube
-from .kube_helpers import NS, AgentKubelet, Run, dispatcher, stack_config
+from .kube_helpers import (
+    NS,
+    AgentKubelet,
+    RecordingSink,
+    Run,
+    dispatcher,
+    kube_config,
+    request,
+    stack_config,
+)
+
+U1 = "0190aaaa-0000-4000-8000-0000000000e1"
 
 pytestmark = pytest.mark.anyio
 
@@ -46,12 +58,9 @@ def pod_of(fake: FakeKube, uuid: str) -> dict[str, Any]:
 
 
 def make_dispatcher(fake: FakeKube, tmp_path: Path, server: EmulatorServer,
-                    client: AsyncClient, **changes: Any) -> Any:  # fmt: skip
-    d = dispatcher(fake, tmp_path, agent_env={
-        "BUILDKITE_AGENT_ENDPOINT": server.base_url.rstrip("/")}, **changes)  # fmt: skip
-    if getattr(d, "_job_details", None) is None:  # a runtime that hands over no details
-        d._job_details = lambda uuid: client.get_job("k8s", uuid)
-    return d
+                    **changes: Any) -> Any:  # fmt: skip
+    endpoint = {"BUILDKITE_AGENT_ENDPOINT": server.base_url.rstrip("/")}
+    return dispatcher(fake, tmp_path, agent_env=endpoint, **changes)
 
 
 async def test_a_job_with_the_plugin_runs_to_a_finish_in_the_pod_it_asked_for(
@@ -63,7 +72,7 @@ async def test_a_job_with_the_plugin_runs_to_a_finish_in_the_pod_it_asked_for(
     em = stacks_emulator.emulator
     kubelet = AgentKubelet()
     fake_kube.kubelet = kubelet
-    d = make_dispatcher(fake_kube, tmp_path, stacks_emulator, async_stacks_client)
+    d = make_dispatcher(fake_kube, tmp_path, stacks_emulator)
     good = em.create_job(env=STEP.job_env(), command="make test")
     bad_settings = {"podSpecPatch": {"containers": [{"name": "tests", "resource": {}}]}}
     bad = em.create_job(env=Step_(plugin=bad_settings).job_env())
@@ -104,8 +113,7 @@ async def test_a_stack_that_prohibits_the_plugin_fails_those_jobs_and_runs_the_r
 ) -> None:
     em = stacks_emulator.emulator
     fake_kube.kubelet = AgentKubelet()
-    d = make_dispatcher(fake_kube, tmp_path, stacks_emulator, async_stacks_client,
-                        prohibit_kubernetes_plugin=True)  # fmt: skip
+    d = make_dispatcher(fake_kube, tmp_path, stacks_emulator, prohibit_kubernetes_plugin=True)
     with_plugin = em.create_job(env=STEP.job_env())
     without = em.create_job(
         env={
@@ -124,3 +132,26 @@ async def test_a_stack_that_prohibits_the_plugin_fails_those_jobs_and_runs_the_r
     assert "prohibits the kubernetes plugin" in (info.finish.detail or "")
     assert em.job(without).exit_status == 0
     assert len(fake_kube.items("jobs", NS)) == 1
+
+
+async def test_a_request_without_details_has_them_fetched(
+    fake_kube: FakeKube, tmp_path: Path
+) -> None:
+    asked: list[str] = []
+
+    async def job_details(uuid: str) -> Job:
+        asked.append(uuid)
+        return Job(id=uuid, env=STEP.job_env(), command="make test")
+
+    d = KubernetesDispatcher(kube_config(fake_kube, tmp_path), stack_key="k8s",
+                             job_details=job_details)  # fmt: skip
+    await d.start(RecordingSink())
+    try:
+        req = request(U1)
+        assert req.details is None  # e.g. adopted work whose fetch failed
+        await d.dispatch(req)
+        assert asked == [U1]
+        job = fake_kube.items("jobs", NS)[0]
+        assert "tests" in containers(job)
+    finally:
+        await d.shutdown(0)

@@ -242,9 +242,8 @@ class KubernetesDispatcher:
 
     async def _details(self, request: DispatchRequest) -> JobDetails | None:
         """The job's command and env: from the request, else fetched (``None``: neither)."""
-        given: JobDetails | None = getattr(request, "details", None)
-        if given is not None or self._job_details is None:
-            return given
+        if request.details is not None or self._job_details is None:
+            return request.details
         try:
             return await self._job_details(request.job_uuid)
         except Exception as exc:

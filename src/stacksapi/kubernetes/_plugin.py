@@ -85,10 +85,11 @@ def kubernetes_plugin(env: Mapping[str, str], *, prohibited: bool = False) -> di
     if not isinstance(plugins, list):
         raise PluginError(PLUGINS_ENV, f"must be a list of plugins (got {show(plugins)})")
     found: dict[str, Any] | None = None
-    for i, plugin in enumerate(plugins):
+    for i, given in enumerate(plugins):
+        plugin = {given: None} if isinstance(given, str) else given  # a plugin without settings
         if not isinstance(plugin, dict) or len(plugin) != 1:
             raise PluginError(
-                f"{PLUGINS_ENV}[{i}]", f"must map one plugin to its settings (got {show(plugin)})"
+                f"{PLUGINS_ENV}[{i}]", f"must map one plugin to its settings (got {show(given)})"
             )
         ((source, settings),) = plugin.items()
         if not is_kubernetes_plugin(str(source)):

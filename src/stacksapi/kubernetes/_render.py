@@ -168,10 +168,8 @@ def _agent_env(config: KubernetesConfig, request: DispatchRequest) -> list[dict[
 
 
 def _details(request: DispatchRequest, details: Job | None) -> Job:
-    if details is not None:
-        return details
-    given = getattr(request, "details", None)  # the runtime fetches it once per job
-    return given if isinstance(given, Job) else Job(id=request.job_uuid)
+    given = details if details is not None else request.details  # fetched once by the runtime
+    return given if given is not None else Job(id=request.job_uuid)
 
 
 def render_job(
