@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from stacksapi.kubernetes import KubernetesConfig
+from stacksapi.kubernetes import KubernetesConfig, split_controller_config
 from stacksapi.kubernetes._compat import go_duration
-from stacksapi.stack import ConfigError
+from stacksapi.stack import ConfigError, StackConfig
 
 # the config: map of an agent-stack-k8s values.yaml, as a TOML [kubernetes] table
 VALUES = """
@@ -140,3 +140,15 @@ def test_bad_settings_name_the_key(extra: dict[str, Any], key: str, words: str) 
 def test_pod_spec_patch_may_be_yaml_text() -> None:
     cfg = KubernetesConfig(pod_spec_patch="nodeSelector: {pool: ci}\n")
     assert cfg.pod_spec_patch == {"nodeSelector": {"pool": "ci"}}
+
+
+def test_a_values_config_map_splits_into_stack_and_kubernetes_tables() -> None:
+    values = {"tags": ["queue=ci", "os=linux"], "max-in-flight": 20, "poll-interval": "2s",
+              "id": "linux-k8s", "log-level": "debug", "image": "buildkite/agent:3",
+              "resource-classes": {"large": {"nodeSelector": {"pool": "big"}}}}  # fmt: skip
+    stack, table = split_controller_config(values)
+    assert stack == {"queue_key": "ci", "tags": {"resource_class": "*", "os": "linux"},
+                     "max_in_flight": 20, "poll_interval": 2.0, "key": "linux-k8s"}  # fmt: skip
+    assert table == {"image": "buildkite/agent:3", "resource-classes": values["resource-classes"]}
+    assert StackConfig(**stack).queue_key == "ci"
+    assert KubernetesConfig.from_mapping(table).agent_image == "buildkite/agent:3"

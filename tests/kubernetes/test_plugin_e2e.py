@@ -72,13 +72,16 @@ async def test_a_job_with_the_plugin_runs_to_a_finish_in_the_pod_it_asked_for(
     em = stacks_emulator.emulator
     kubelet = AgentKubelet()
     fake_kube.kubelet = kubelet
-    d = make_dispatcher(fake_kube, tmp_path, stacks_emulator)
+    large = {"resource": {"requests": {"cpu": "4"}}, "nodeSelector": {"pool": "big"}}
+    d = make_dispatcher(fake_kube, tmp_path, stacks_emulator, resource_classes={"large": large})
     good = em.create_job(env=STEP.job_env(), command="make test")
+    sized = em.create_job(agent_query_rules=("queue=default", "resource_class=large"))
     bad_settings = {"podSpecPatch": {"containers": [{"name": "tests", "resource": {}}]}}
     bad = em.create_job(env=Step_(plugin=bad_settings).job_env())
     plain = em.create_job(command="echo plain")
-    run = Run(async_stacks_client, stack_config(), d)
-    await run.until(lambda: all(em.job_state(j) == "finished" for j in (good, bad, plain)))
+    run = Run(async_stacks_client, stack_config(tags={"resource_class": "*"}), d)
+    jobs = (good, bad, plain, sized)
+    await run.until(lambda: all(em.job_state(j) == "finished" for j in jobs))
     await run.until(lambda: not run.stack.in_flight)
     assert (await run.stop()).ok
     assert kubelet.errors == []
@@ -102,7 +105,11 @@ async def test_a_job_with_the_plugin_runs_to_a_finish_in_the_pod_it_asked_for(
     assert em.job(plain).exit_status == 0
     plain_pod = pod_of(fake_kube, plain)
     assert env_of(containers(plain_pod)["container-0"])["BUILDKITE_COMMAND"] == "echo plain"
-    assert len(fake_kube.items("jobs", NS)) == 2  # nothing was created for the bad step
+    sized_pod = pod_of(fake_kube, sized)  # the resource class its agent tag names
+    assert containers(sized_pod)["container-0"]["resources"]["requests"] == {"cpu": "4"}
+    assert sized_pod["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "big"}
+    assert em.job(sized).exit_status == 0
+    assert len(fake_kube.items("jobs", NS)) == 3  # nothing was created for the bad step
 
 
 async def test_a_stack_that_prohibits_the_plugin_fails_those_jobs_and_runs_the_rest(

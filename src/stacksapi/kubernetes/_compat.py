@@ -17,7 +17,7 @@ from typing import Any
 
 from stacksapi.stack import ConfigError
 
-__all__ = ["ALIASES", "STACK_SETTINGS", "go_duration", "translate"]
+__all__ = ["ALIASES", "STACK_SETTINGS", "go_duration", "split_controller_config", "translate"]
 
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -111,3 +111,40 @@ def translate(data: Mapping[str, Any], known: set[str]) -> dict[str, Any]:
         given[field] = f"kubernetes.{key}"
         out[field] = value
     return out
+
+
+_STACK_DURATIONS = frozenset({"poll-interval", "job-cancel-checker-poll-interval"})
+
+
+def split_controller_config(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An agent-stack-k8s ``config:`` map as ``([stack] values, [kubernetes] table)``.
+
+    For tools that take a team's values as they are (a Helm chart): the settings listed in
+    :data:`STACK_SETTINGS` go to the ``[stack]`` keys they map to (``tags = ["queue=ci",
+    "os=linux"]`` becomes ``queue_key`` and ``tags``; durations become seconds), those with no
+    meaning here are dropped, the rest is the ``[kubernetes]`` table. With resource classes,
+    ``resource_class = "*"`` joins the stack's tags so jobs naming a class are served (in
+    agent-stack-k8s that tag never takes part in matching).
+    """
+    stack: dict[str, Any] = {}
+    table: dict[str, Any] = {}
+    for name, value in data.items():
+        key = str(name)
+        home = STACK_SETTINGS.get(key, "")
+        if home == "":
+            table[key] = value
+        elif home is not None and home.startswith("stack."):
+            field = home.removeprefix("stack.")
+            if key == "tags":
+                tags = dict(str(t).split("=", 1) for t in value or [] if "=" in str(t))
+                queue = tags.pop("queue", None)
+                if queue is not None and "queue" not in data:
+                    stack["queue_key"] = queue
+                stack["tags"] = {**stack.get("tags", {}), **tags}
+            elif key in _STACK_DURATIONS:
+                stack[field] = go_duration(f"kubernetes.{key}", value)
+            else:
+                stack[field] = value
+    if table.get("resource-classes") or table.get("resource_classes"):
+        stack["tags"] = {"resource_class": "*", **stack.get("tags", {})}
+    return stack, table
