@@ -19,7 +19,7 @@ from stacksapi import AsyncClient, Job
 from stacksapi.emulator import EmulatorServer
 from stacksapi.kubernetes import KubernetesDispatcher
 
-from .catalogue import Step_, containers, env_of
+from .catalogue import Step_, containers, env_of, validate
 from .kube_fake import FakeKube
 from .kube_helpers import (
     NS,
@@ -109,7 +109,10 @@ async def test_a_job_with_the_plugin_runs_to_a_finish_in_the_pod_it_asked_for(
     assert containers(sized_pod)["container-0"]["resources"]["requests"] == {"cpu": "4"}
     assert sized_pod["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "big"}
     assert em.job(sized).exit_status == 0
-    assert len(fake_kube.items("jobs", NS)) == 3  # nothing was created for the bad step
+    created = fake_kube.items("jobs", NS)
+    assert len(created) == 3  # nothing was created for the bad step
+    for job in created:  # what the cluster received is valid, strictly
+        validate(job)
 
 
 async def test_a_stack_that_prohibits_the_plugin_fails_those_jobs_and_runs_the_rest(

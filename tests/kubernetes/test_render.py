@@ -29,6 +29,8 @@ from stacksapi.kubernetes import (
 from stacksapi.kubernetes._render import label_value, owner_reference
 from stacksapi.stack import ConfigError, DispatchRequest
 
+from .catalogue import validate
+
 GOLDEN = Path(__file__).parent / "golden"
 UUID = "0190f1e2-3c4d-7e5f-8a9b-0c1d2e3f4a5b"
 TOKEN = "bkjat_golden_token_never_in_the_job"
@@ -89,6 +91,7 @@ def check_golden(name: str, manifest: dict[str, Any]) -> None:
 
 def test_golden_job() -> None:
     manifest = render_job(config(), dispatch_request(), "ci")
+    validate(manifest)
     check_golden("job.yaml", manifest)
     assert TOKEN not in json.dumps(manifest)
     assert "leaked-by-mistake" not in json.dumps(manifest)  # the template cannot set the token
@@ -97,6 +100,7 @@ def test_golden_job() -> None:
 def test_golden_secret() -> None:
     owner = owner_reference(job_name(config(), UUID), "5b1f7c2e-job-uid")
     manifest = render_secret(config(), dispatch_request(), "ci", owner)
+    validate(manifest)
     check_golden("secret.yaml", manifest)
     assert base64.b64decode(manifest["data"]["token"]).decode() == TOKEN
 
