@@ -225,3 +225,12 @@ def test_credentials_in_the_repository_url_stay_out_of_the_annotations() -> None
     assert "ghp_secret123" not in json.dumps(manifest)
     repo = manifest["metadata"]["annotations"]["buildkite.com/build-repo"]
     assert repo == "https://github.com/acme/web.git"
+
+
+def test_without_image_checks_containers_keep_pulling_their_images() -> None:
+    step = STEPS["per-step-image"]
+    checked = render(step)
+    assert containers(checked)["container-0"]["imagePullPolicy"] == "IfNotPresent"  # pre-pulled
+    unchecked = render(step, **{"skip-image-check-containers": True})
+    assert list(containers(unchecked, "initContainers")) == ["copy-agent"]
+    assert containers(unchecked)["container-0"]["imagePullPolicy"] == "Always"

@@ -51,11 +51,13 @@ def image_checks(
     mount: Mapping[str, Any],
     cpu_limit: str,
     memory_limit: str,
+    enabled: bool = True,
 ) -> list[dict[str, Any]]:
     """The image-check init containers for ``containers`` (whose pull policies are set here).
 
     An image that an init container in ``init_containers`` already pulls with an equal or
-    stronger policy needs no check of its own.
+    stronger policy needs no check of its own. Not ``enabled``: only the pull policies are set
+    (and an ``Always`` stays ``Always``, since no check pulls the image first).
     """
     wanted: dict[str, str] = {}
     for c in containers:
@@ -63,12 +65,14 @@ def image_checks(
         fallback = default_pull_policy(image)
         nominal = c.get("imagePullPolicy") or check_policy or default_policy or fallback
         policy = c.get("imagePullPolicy") or default_policy or fallback
-        if nominal == "Always" and policy == "Always":
+        if enabled and nominal == "Always" and policy == "Always":
             policy = "IfNotPresent"  # the check pulls it; no need to pull it twice
         c["imagePullPolicy"] = policy
         known = wanted.get(image)
         if known is None or _PREFERENCE[nominal] > _PREFERENCE[known]:
             wanted[image] = nominal
+    if not enabled:
+        return []
     for init in init_containers:
         policy = wanted.get(init.get("image", ""))
         strength = _PREFERENCE.get(init.get("imagePullPolicy", ""), 0)

@@ -149,9 +149,8 @@ def build_pod_spec(
         check_policy=config.default_image_check_pull_policy, mount=mount,
         cpu_limit=config.image_check_container_cpu_limit,
         memory_limit=config.image_check_container_memory_limit,
+        enabled=not config.skip_image_check_containers,
     )  # fmt: skip
-    if config.skip_image_check_containers:
-        checks = []
     spec["initContainers"] = [copy_agent, *checks, *user_init]
     spec["restartPolicy"] = "Never"
     spec = _patches(config, spec, inputs, command_params)
