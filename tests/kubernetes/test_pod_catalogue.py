@@ -234,3 +234,24 @@ def test_without_image_checks_containers_keep_pulling_their_images() -> None:
     unchecked = render(step, **{"skip-image-check-containers": True})
     assert list(containers(unchecked, "initContainers")) == ["copy-agent"]
     assert containers(unchecked)["container-0"]["imagePullPolicy"] == "Always"
+
+
+def test_a_non_root_pod_gets_its_workspace_and_checkout_as_that_user() -> None:
+    plugin = {
+        "podSpec": {
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 2000},
+            "containers": [{"image": "node:22", "command": ["npm test"]}],
+        }
+    }
+    manifest = render(Step_(plugin=plugin))
+    validate(manifest)
+    copy_agent = containers(manifest, "initContainers")["copy-agent"]
+    assert "chown -R 1000:2000 /workspace" in copy_agent["args"][1]
+    assert copy_agent["securityContext"]["runAsUser"] == 0
+    checkout = containers(manifest)["checkout"]
+    assert checkout["securityContext"] == {"runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False}
+    script = checkout["args"][0]
+    assert "-u 1000" in script
+    assert (
+        'su buildkite-agent -c "true && buildkite-agent-entrypoint kubernetes-bootstrap"' in script
+    )
