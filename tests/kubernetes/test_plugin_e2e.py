@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from stacksapi import AsyncClient, Job
+from stacksapi import DEFAULT_QUEUE_KEY, AsyncClient, Job
 from stacksapi.emulator import EmulatorServer
 from stacksapi.kubernetes import KubernetesDispatcher
+from stacksapi.kubernetes._jobsource import ApiJobDetails
 
 from .catalogue import Step_, containers, env_of, validate
 from .kube_fake import FakeKube
@@ -165,3 +166,19 @@ async def test_a_request_without_details_has_them_fetched(
         assert "tests" in containers(job)
     finally:
         await d.shutdown(0)
+
+
+async def test_the_configured_dispatcher_fetches_details_with_a_client_of_its_own(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    await async_stacks_client.register_stack("k8s", queue_key=DEFAULT_QUEUE_KEY)
+    uuid = em.create_job(env=STEP.job_env(), command="make test")
+    source = ApiJobDetails("k8s", stacks_emulator.base_url,
+                           environ={"BUILDKITE_CLUSTER_TOKEN": stacks_emulator.token})  # fmt: skip
+    try:
+        details = await source(uuid)
+    finally:
+        await source.aclose()
+    assert details.command == "make test"
+    assert "kubernetes-buildkite-plugin" in details.env["BUILDKITE_PLUGINS"]
