@@ -25,7 +25,7 @@ from lightkube.models.core_v1 import (
     VolumeMount,
 )
 
-from ._shape import ShapeError, check, show
+from ._shape import ShapeError, check, check_labels, show
 
 __all__ = [
     "AGENT_CONFIG",
@@ -156,6 +156,8 @@ def parse(value: Any, schema: Mapping[str, Any], path: str) -> dict[str, Any]:
             continue
         out[key] = _field(element, tp, where)
     prefix = f"{path}." if path else ""
+    if schema is METADATA and "labels" in out:
+        check_labels(out["labels"], f"{prefix}labels")
     if "interposer" in out and out["interposer"] not in ("", *INTERPOSERS):
         raise ShapeError(f"{prefix}interposer", f"must be one of {', '.join(INTERPOSERS)}")
     for i, hook in enumerate(out.get("additional-hooks", [])):

@@ -20,9 +20,11 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["ShapeError", "check", "check_list", "quantity", "show", "string_map"]
+__all__ = ["ShapeError", "check", "check_labels", "check_list", "quantity", "show", "string_map"]
 
 _QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _QUANTITY_MAPS = frozenset({"limits", "requests", "overhead", "capacity"})
 
 
@@ -166,3 +168,18 @@ def string_map(value: Any, path: str) -> dict[str, str]:
         return {}
     _check(value, dict[str, str], path, partial=False)
     return dict(value)
+
+
+def check_labels(labels: Mapping[str, str], path: str) -> None:
+    """Label keys (``[prefix/]name``) and values as Kubernetes accepts them."""
+    for key, value in labels.items():
+        prefix, _, name = key.rpartition("/")
+        if not _LABEL_NAME.match(name) or (
+            prefix and (len(prefix) > 253 or not _LABEL_PREFIX.match(prefix))
+        ):
+            raise ShapeError(f"{path}.{key}", "is not a valid label name")
+        if value and not _LABEL_NAME.match(value):
+            raise ShapeError(
+                f"{path}.{key}",
+                f"is not a valid label value (63 of [A-Za-z0-9_.-]; got {show(value)})",
+            )
