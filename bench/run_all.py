@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bench_client.py": ([], ["--quick"]),
     "bench_emulator.py": ([], ["--seconds", "1", "--rounds", "1", "--memory-jobs", "20000"]),
     "bench_stack.py": ([], ["--jobs", "2000"]),
+    "bench_render.py": ([], ["--rounds", "200"]),
 }
 
 

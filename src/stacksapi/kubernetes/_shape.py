@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import re
 import types
 import typing
@@ -128,10 +129,16 @@ def quantity(value: Any, path: str) -> None:
         raise ShapeError(path, f"is not a quantity such as 500m or 2Gi (got {show(value)})")
 
 
+@functools.cache
+def _fields(tp: type[msgspec.Struct]) -> dict[str, msgspec.structs.FieldInfo]:
+    """A model's fields by wire name (resolving the annotations is slow: once per model)."""
+    return {f.encode_name: f for f in msgspec.structs.fields(tp)}
+
+
 def _struct(value: Any, tp: type[msgspec.Struct], path: str, *, partial: bool) -> None:
     if not isinstance(value, Mapping):
         raise ShapeError(path or tp.__name__, f"must be a mapping (got {_kind(value)})")
-    fields = {f.encode_name: f for f in msgspec.structs.fields(tp)}
+    fields = _fields(tp)
     for key, element in value.items():
         if partial and isinstance(key, str) and key.startswith("$"):
             continue  # a strategic merge directive ($patch, $deleteFromPrimitiveList/...)
