@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +257,12 @@ def test_a_non_root_pod_gets_its_workspace_and_checkout_as_that_user() -> None:
     assert (
         'su buildkite-agent -c "true && buildkite-agent-entrypoint kubernetes-bootstrap"' in script
     )
+
+
+def test_the_render_benchmark_runs() -> None:
+    bench = Path(__file__).resolve().parents[2] / "bench" / "bench_render.py"
+    done = subprocess.run([sys.executable, str(bench), "--rounds", "2"], capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "x" in done.stdout
+    assert all(name in done.stdout for name in STEPS)
