@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from stacksapi.kubernetes import KubernetesConfig, split_controller_config
+from stacksapi import Job
+from stacksapi.kubernetes import KubernetesConfig, render_job, split_controller_config
 from stacksapi.kubernetes._compat import go_duration
 from stacksapi.stack import ConfigError, StackConfig
+from stacksapi.stack._rules import serves_job
+
+from .catalogue import Step_, request_for, validate
 
 # the config: map of an agent-stack-k8s values.yaml, as a TOML [kubernetes] table
 VALUES = """
@@ -152,3 +160,27 @@ def test_a_values_config_map_splits_into_stack_and_kubernetes_tables() -> None:
     assert table == {"image": "buildkite/agent:3", "resource-classes": values["resource-classes"]}
     assert StackConfig(**stack).queue_key == "ci"
     assert KubernetesConfig.from_mapping(table).agent_image == "buildkite/agent:3"
+
+
+def test_the_migration_example_in_the_docs_renders() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "kubernetes.md").read_text()
+    blocks = re.findall(r"```(\w+)\n(.*?)```", doc, flags=re.S)
+    toml_text = next(b for lang, b in blocks if lang == "toml" and 'job-ttl = "10m"' in b)
+    yaml_text = next(b for lang, b in blocks if lang == "yaml" and "podSpec:" in b)
+    tables = tomllib.loads(toml_text)
+    stack = StackConfig(**tables["stack"])
+    kube = KubernetesConfig.from_mapping(tables["kubernetes"])
+    step = yaml.safe_load(yaml_text)["steps"][0]
+    rules = tuple(f"{k}={v}" for k, v in step["agents"].items())
+    assert serves_job(rules, stack.tags, stack.queue_key)  # the stack takes the job
+    plugins = [{f"github.com/buildkite-plugins/{name}-buildkite-plugin": settings}
+               for p in step["plugins"] for name, settings in p.items()]  # fmt: skip
+    request, details = request_for(Step_(rules=rules))
+    details = Job(id=details.id, env={"BUILDKITE_PLUGINS": json.dumps(plugins)},
+                  command="go test ./...")  # fmt: skip
+    manifest = render_job(kube, request, "ci", details)
+    validate(manifest)
+    spec = manifest["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == "buildkite-jobs"
+    assert spec["containers"][0]["image"] == "golang:1.23"
+    assert spec["containers"][0]["resources"]["requests"] == {"cpu": "4", "memory": "16Gi"}
