@@ -266,3 +266,43 @@ def test_the_render_benchmark_runs() -> None:
     assert done.returncode == 0, done.stderr
     assert all(f"{name} " in done.stdout for name in STEPS)
     assert "us per job" in done.stdout
+
+
+def test_git_mirrors_deadline_and_agent_keys() -> None:
+    mirrors = {"volume": {"name": "mirrors", "hostPath": {"path": "/var/mirrors"}},
+               "lockTimeout": 300}  # fmt: skip
+    config = {
+        "default-checkout-params": {"gitMirrors": mirrors},
+        "agent-config": {
+            "signingJWKSVolume": {"name": "signing", "secret": {"secretName": "jwks"}},
+            "signing-jwks-key-id": "ci-key",
+            "verificationJWKSVolume": {"name": "verify", "secret": {"secretName": "jwks-pub"}},
+            "verification-jwks-file": "public.json",
+            "plugin-validation": True,
+        },
+    }
+    manifest = render(Step_(plugin={"jobActiveDeadlineSeconds": 900}, config=config))
+    validate(manifest)
+    assert manifest["spec"]["activeDeadlineSeconds"] == 900
+    volumes = [v["name"] for v in manifest["spec"]["template"]["spec"]["volumes"]]
+    assert volumes == ["workspace", "signing", "verify", "mirrors"]
+    checkout = {m["name"]: m["mountPath"] for m in containers(manifest)["checkout"]["volumeMounts"]}
+    assert checkout["mirrors"] == "/buildkite/git-mirrors"
+    agent = containers(manifest)["agent"]
+    env = env_of(agent)
+    assert env["BUILDKITE_GIT_MIRRORS_PATH"] == "/buildkite/git-mirrors"
+    assert env["BUILDKITE_GIT_MIRRORS_LOCK_TIMEOUT"] == "300"
+    assert env["BUILDKITE_AGENT_SIGNING_JWKS_FILE"] == "/buildkite/signing-jwks/key"
+    assert env["BUILDKITE_AGENT_SIGNING_JWKS_KEY_ID"] == "ci-key"
+    assert (
+        env["BUILDKITE_AGENT_VERIFICATION_JWKS_FILE"] == "/buildkite/verification-jwks/public.json"
+    )
+    assert env["BUILDKITE_NO_PLUGIN_VALIDATION"] == "false"
+    assert "BUILDKITE_AGENT_JOB_VERIFICATION_NO_SIGNATURE_BEHAVIOR" not in env
+    mounts = {m["name"]: m["mountPath"] for m in agent["volumeMounts"]}
+    assert mounts["verify"] == "/buildkite/verification-jwks"
+    command = {m["name"] for m in containers(manifest)["container-0"]["volumeMounts"]}
+    assert "signing" in command  # pipeline upload signs in the command container
+    plain = env_of(containers(render(Step_(config={"agent-config": {"no-pty": True}})))["agent"])
+    assert plain["BUILDKITE_AGENT_JOB_VERIFICATION_NO_SIGNATURE_BEHAVIOR"] == "warn"
+    assert plain["BUILDKITE_NO_PTY"] == "true"
