@@ -18,12 +18,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from tests.kubernetes.catalogue import STEPS, Step_, config_for, request_for  # noqa: E402
-
-from stacksapi.kubernetes import render_job  # noqa: E402
+from kubernetes.catalogue import STEPS, Step_, config_for, request_for
+from stacksapi.kubernetes import render_job
 
 
 def per_call(fn: Callable[[], object], rounds: int, repeats: int = 5) -> float:
