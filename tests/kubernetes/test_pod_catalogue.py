@@ -18,6 +18,7 @@ import pytest
 import yaml
 from lightkube.resources.batch_v1 import Job as KubeJob
 
+from stacksapi.kubernetes._containers import is_sidecar
 from stacksapi.stack import DispatchError
 
 from .catalogue import MALFORMED, STEPS, TOKEN, Step_, containers, env_of, render, validate
@@ -306,3 +307,10 @@ def test_git_mirrors_deadline_and_agent_keys() -> None:
     plain = env_of(containers(render(Step_(config={"agent-config": {"no-pty": True}})))["agent"])
     assert plain["BUILDKITE_AGENT_JOB_VERIFICATION_NO_SIGNATURE_BEHAVIOR"] == "warn"
     assert plain["BUILDKITE_NO_PTY"] == "true"
+
+
+def test_only_containers_beside_the_job_are_sidecars() -> None:
+    cfg = {"pod-spec-patch": {"containers": [{"name": "dind", "image": "docker:27-dind"}]}}
+    manifest = render(Step_(config=cfg))
+    regular = manifest["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in regular if is_sidecar(c, "agent")] == ["dind"]

@@ -33,6 +33,7 @@ __all__ = [
     "copy_agent_container",
     "interpose",
     "is_command_container",
+    "is_sidecar",
     "sidecar_container",
 ]
 
@@ -66,6 +67,16 @@ def interpose(
 def is_command_container(container: Mapping[str, Any]) -> bool:
     """Whether a container runs a step's command (it carries ``BUILDKITE_COMMAND``)."""
     return any(v.get("name") == "BUILDKITE_COMMAND" for v in container.get("env") or [])
+
+
+def is_sidecar(container: Mapping[str, Any], agent: str) -> bool:
+    """Whether a regular container runs beside the job rather than as part of it.
+
+    The agent, the checkout and the command containers end when the job does; any other
+    regular container (a daemon a template or patch adds) does not: it is a sidecar.
+    """
+    name = container.get("name")
+    return name not in (agent, CHECKOUT) and not is_command_container(container)
 
 
 def command_container(
