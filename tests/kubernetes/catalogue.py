@@ -213,6 +213,8 @@ MALFORMED: dict[str, tuple[Any, str]] = {
                               "podSpecPatch.containers[0].command"),
     "bad-image": ({"podSpec": {"containers": [{"image": "Not An Image"}]}},
                   "containers[0].image"),
+    "same-name": ({"sidecars": [{"name": "agent", "image": "redis:7"}]},
+                  "containers[1].name"),
     "bad-label": ({"metadata": {"labels": {"team": "web app"}}}, "metadata.labels.team"),
     "no-such-volume": ({"extraVolumeMounts": [{"name": "cache", "mountPath": "/cache"}]},
                        "containers[0].volumeMounts[1]"),

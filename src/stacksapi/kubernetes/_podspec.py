@@ -261,7 +261,13 @@ def _check_images(spec: Mapping[str, Any]) -> None:
 
 
 def _check_mounts(spec: Mapping[str, Any]) -> None:
-    """Every volume mount names a volume of the pod (else Kubernetes rejects the pod)."""
+    """Names are unique and every mount names a volume of the pod (else Kubernetes rejects it)."""
+    seen: set[str] = set()
+    for key in ("initContainers", "containers"):
+        for i, c in enumerate(spec.get(key) or []):
+            if c.get("name") in seen:
+                raise PodError(f"{key}[{i}].name", f"two containers are named {c.get('name')!r}")
+            seen.add(c.get("name"))
     volumes = {v.get("name") for v in spec.get("volumes") or []}
     for key in ("containers", "initContainers"):
         for i, c in enumerate(spec.get(key) or []):
