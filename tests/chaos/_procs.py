@@ -9,6 +9,7 @@ the dead stack's reservations must end there and their jobs list again.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,15 @@ from pathlib import Path
 
 from ._world import DEFAULT_FAULTS, RunReport, World, verify
 
-__all__ = ["StackProcess", "kill_and_restart", "shared_queue"]
+__all__ = [
+    "AGENT",
+    "EXPIRY",
+    "StackProcess",
+    "finish_run",
+    "kill_and_restart",
+    "shared_queue",
+    "wait",
+]
 
 AGENT = [sys.executable, "-m", "stacksapi.emulator._agent", "start", "--acquire-job", "{job_uuid}"]
 EXPIRY = 10  # the stack's reservation expiry (the smallest it accepts)
@@ -29,7 +38,16 @@ DRAIN_LIMIT = 90.0
 class StackProcess:
     """One stack key run as a process; ``start`` again after a kill restarts it (same work dir)."""
 
-    def __init__(self, world: World, key: str, root: Path, *, max_in_flight: int = 6) -> None:
+    def __init__(
+        self,
+        world: World,
+        key: str,
+        root: Path,
+        *,
+        max_in_flight: int = 6,
+        command: list[str] | None = None,
+        extra: str = "",
+    ) -> None:
         self.world = world
         self.key = key
         self.root = root
@@ -38,7 +56,7 @@ class StackProcess:
         self.output = root / f"{key}.out"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
-        command = ", ".join(f'"{w}"' for w in AGENT)
+        command_toml = ", ".join(json.dumps(w) for w in (command or AGENT))  # TOML-safe quoting
         endpoint = world.base_url.rstrip("/")
         self.config.write_text(
             f"""
@@ -50,9 +68,10 @@ state_check_interval = 0.2
 reservation_expiry_seconds = {EXPIRY}
 max_in_flight = {max_in_flight}
 shutdown_grace = 5
+{extra}
 
 [subprocess]
-command = [{command}]
+command = [{command_toml}]
 env = {{ BUILDKITE_AGENT_ENDPOINT = "{endpoint}" }}
 work_dir = "{root / (key + "-work")}"
 kill_grace = 2
@@ -131,7 +150,7 @@ def _kill(world: World, victim: StackProcess, problems: list[str]) -> None:
         problems.append(f"{victim.key} killed: {len(left)} jobs still reserved after expiry")
 
 
-def _finish(
+def finish_run(
     world: World, jobs: list[str], stacks: list[StackProcess], *, name: str, problems: list[str]
 ) -> RunReport:
     world.stop_faults()
@@ -170,7 +189,7 @@ def kill_and_restart(
                 wait(_progressed(world, ids, target), [stack], 60)
                 _kill(world, stack, problems)
                 stack.start()
-            return _finish(
+            return finish_run(
                 world, ids, [stack], name=f"SIGKILL x{kills} seed={seed}", problems=problems
             )
         finally:
@@ -194,7 +213,7 @@ def shared_queue(
             _kill(world, victim, problems)
             wait(_progressed(world, ids, jobs // 2), [p for p in procs if p is not victim], 60)
             victim.start()
-            return _finish(
+            return finish_run(
                 world, ids, procs, name=f"{stacks} stacks, 1 killed seed={seed}", problems=problems
             )
         finally:
