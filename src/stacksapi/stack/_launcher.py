@@ -136,7 +136,7 @@ class Launcher:
         flight = self._table.get(uuid)
         if flight is None or flight.cancelled:
             return
-        if flight.details is None:
+        if flight.details is None and cfg.fetch_job_details:
             try:
                 flight.details = await self._api.job(uuid)
             except StacksAPIError as exc:

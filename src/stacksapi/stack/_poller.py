@@ -44,6 +44,7 @@ class Poller:
         metrics: StackMetrics,
         clock: Callable[[], float],
         stopping: Callable[[], bool],
+        on_polled: Callable[[], None] = lambda: None,
     ) -> None:
         self._cfg = config
         self._api = api
@@ -54,6 +55,7 @@ class Poller:
         self._metrics = metrics
         self._clock = clock
         self._stopping = stopping
+        self._on_polled = on_polled
         self._wake = asyncio.Event()
         self._cursor: str | None = None
         self._filtered_seen: set[str] = set()
@@ -76,6 +78,7 @@ class Poller:
             try:
                 again, next_runnable = await self._poll_once()
                 failures = 0
+                self._on_polled()
             except StacksAPIError as exc:
                 if is_permanent(exc):
                     raise Fatal(f"polling failed permanently: {exc}", exc) from exc
