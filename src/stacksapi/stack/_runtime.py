@@ -114,11 +114,6 @@ class Stack:
         """Whether the last poll saw ``dispatch_paused``."""
         return self._poller.paused
 
-    @property
-    def force_requested(self) -> bool:
-        """True after a second stop request: the grace period is skipped."""
-        return self._force
-
     def request_stop(self) -> None:
         """Stop taking jobs and shut down gracefully. A second call skips the grace period.
 
