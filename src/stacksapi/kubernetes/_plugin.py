@@ -82,6 +82,8 @@ def kubernetes_plugin(env: Mapping[str, str], *, prohibited: bool = False) -> di
         plugins = json.loads(text)
     except ValueError as exc:
         raise PluginError(PLUGINS_ENV, f"is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise PluginError(PLUGINS_ENV, "is nested too deeply") from None
     if not isinstance(plugins, list):
         raise PluginError(PLUGINS_ENV, f"must be a list of plugins (got {show(plugins)})")
     found: dict[str, Any] | None = None
@@ -102,8 +104,10 @@ def kubernetes_plugin(env: Mapping[str, str], *, prohibited: bool = False) -> di
             raise PluginError("kubernetes", "the plugin is given twice in one step")
         try:
             found = parse(settings, PLUGIN, "")
-        except ShapeError as exc:
-            raise PluginError(exc.field, exc.message) from None
+        except ShapeError as exc:  # a field of the settings, or the settings themselves
+            raise PluginError(exc.field or "kubernetes", exc.message) from None
+        except RecursionError:
+            raise PluginError("kubernetes", "the settings are nested too deeply") from None
     if found is not None and "podTemplate" in found and "podSpec" not in found:
         raise PluginError(
             "podTemplate",
