@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bench_dashboard.py": ([], ["--rounds", "5", "--seconds", "3"]),
     "bench_kubernetes.py": ([], ["--jobs", "200", "--qps", "200"]),
     "bench_vs_go.py": ([], ["--quick"]),
+    "bench_render.py": ([], ["--rounds", "200"]),
 }
 
 

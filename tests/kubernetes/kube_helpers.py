@@ -24,6 +24,7 @@ import httpx2
 
 from stacksapi import ScheduledJob, Secret
 from stacksapi.kubernetes import KubernetesConfig, KubernetesDispatcher
+from stacksapi.kubernetes._containers import is_sidecar
 from stacksapi.stack import AgentExit, DispatchRequest, Stack, StackConfig, StackEvent, StackExit
 
 from .kube_fake import FakeKube, Obj, now_iso
@@ -78,13 +79,14 @@ class AgentKubelet:
                  "message": "0/3 nodes are available: 3 Insufficient cpu."}]})  # fmt: skip
             return
         if self.init_fails:
-            init = spec["initContainers"][0]
+            inits = spec["initContainers"]  # the user's one (after copy-agent and checks)
+            init = next((c for c in inits if c["name"] == "clone"), inits[0])
             done = {"terminated": {"exitCode": 1, "reason": "Error", "message": "clone failed"}}
             fake.add_event(ns, "Pod", name, "Warning", "BackOff", "init container clone failed")
             statuses = [container_status(init, done)]
             fake.update_pod(ns, name, {"phase": "Pending", "initContainerStatuses": statuses})
             return
-        self._agent(fake, ns, name, containers, spec.get("initContainers", []))
+        self._agent(fake, ns, name, spec)
 
     def _pull_fails(self, fake: FakeKube, ns: str, pod: str, spec: Obj, bad: Obj) -> None:
         image = bad["image"]
@@ -100,14 +102,18 @@ class AgentKubelet:
                                 for c in spec.get(f"{kind}s", [])]
             for kind in ("initContainer", "container")}})  # fmt: skip
 
-    def _agent(
-        self, fake: FakeKube, ns: str, pod: str, containers: list[Obj], init: list[Obj]
-    ) -> None:
+    def _agent(self, fake: FakeKube, ns: str, pod: str, spec: Obj) -> None:
+        containers = spec["containers"]
+        init = spec.get("initContainers", [])
         agent = next(c for c in containers if c["name"] == "agent")
         env: dict[str, str] = {}
         for var in agent.get("env", []):
             if "value" in var:
                 env[var["name"]] = var["value"]
+            elif "fieldRef" in var["valueFrom"]:  # the downward API: the pod's own fields
+                where, _, field = var["valueFrom"]["fieldRef"]["fieldPath"].partition(".")
+                env[var["name"]] = str(({"metadata": {"namespace": ns}, "spec": spec}
+                                        .get(where) or {}).get(field, ""))  # fmt: skip
             else:
                 ref = var["valueFrom"]["secretKeyRef"]
                 value = None
@@ -136,9 +142,10 @@ class AgentKubelet:
         done = {"terminated": {"exitCode": status, "reason": reason}}
         stopped = {"terminated": {"exitCode": 0, "reason": "Completed"}}
         native = [c for c in init if c.get("restartPolicy") == "Always"]
-        if self.linger and len(containers) > 1:  # ordinary sidecars run on: the pod too
+        sidecars = [c for c in containers if is_sidecar(c, "agent")]
+        if self.linger and sidecars:  # ordinary sidecars run on: the pod too
             fake.update_pod(ns, pod, {"phase": "Running", "containerStatuses": [
-                container_status(c, done if c is agent else running, ready=c is not agent)
+                container_status(c, running if c in sidecars else done, ready=c in sidecars)
                 for c in containers]})  # fmt: skip
             return
         fake.update_pod(ns, pod, {"phase": "Succeeded" if status == 0 else "Failed",

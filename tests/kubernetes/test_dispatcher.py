@@ -185,7 +185,8 @@ async def test_issue_tokens_off_uses_the_named_agent_token_secret(
     object.__setattr__(req, "token", None)
     await d.dispatch(req)
     job = fake_kube.items("jobs")[0]
-    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    containers = job["spec"]["template"]["spec"]["containers"]
+    env = next(c for c in containers if c["name"] == "agent")["env"]
     ref = next(e for e in env if e["name"] == "BUILDKITE_AGENT_TOKEN")["valueFrom"]
     assert ref == {"secretKeyRef": {"name": "buildkite-agent-token", "key": "token"}}
     assert fake_kube.items("secrets") == []

@@ -1,7 +1,8 @@
 """Against a real cluster: runs only when ``KUBECONFIG`` is set (skipped with the reason otherwise).
 
 It proves the dispatcher end to end on a user's cluster without Buildkite: a Job whose "agent"
-is a busybox shell that checks it got the job uuid and a token from the Secret, then exits 0;
+is a busybox shell that checks it got the job uuid and a token from the Secret, then exits 0
+(the stack's ``pod_spec_patch`` strips the pod down to that one container);
 and a Job whose image cannot be pulled, which must be torn down with the events quoted.
 ``STACKSAPI_K8S_TEST_NAMESPACE`` picks the namespace (default ``default``); everything created is
 labelled with a fresh stack key and deleted at the end.
@@ -43,6 +44,13 @@ def cluster_dispatcher(**changes: object) -> KubernetesDispatcher:
         "check_interval": 1.0,
         "image_pull_grace": 20.0,
         "pending_timeout": 240.0,
+        # busybox has no buildkite-agent: keep only the agent container (and a no-op copy-agent)
+        "skip_image_check_containers": True,
+        "default_checkout_params": {"skip": True},
+        "allow_pod_spec_patch_unsafe_command_modification": True,
+        "pod_spec_patch": {"initContainers": [{"name": "copy-agent", "command": ["true"],
+                                               "args": []}],
+                           "containers": [{"name": "container-0", "$patch": "delete"}]},
     }  # fmt: skip
     values.update(changes)
     return KubernetesDispatcher(KubernetesConfig(**values), stack_key=key)  # type: ignore[arg-type]

@@ -29,6 +29,8 @@ from stacksapi.kubernetes import (
 from stacksapi.kubernetes._render import label_value, owner_reference
 from stacksapi.stack import ConfigError, DispatchRequest
 
+from .catalogue import validate
+
 GOLDEN = Path(__file__).parent / "golden"
 UUID = "0190f1e2-3c4d-7e5f-8a9b-0c1d2e3f4a5b"
 TOKEN = "bkjat_golden_token_never_in_the_job"
@@ -89,6 +91,7 @@ def check_golden(name: str, manifest: dict[str, Any]) -> None:
 
 def test_golden_job() -> None:
     manifest = render_job(config(), dispatch_request(), "ci")
+    validate(manifest)
     check_golden("job.yaml", manifest)
     assert TOKEN not in json.dumps(manifest)
     assert "leaked-by-mistake" not in json.dumps(manifest)  # the template cannot set the token
@@ -97,6 +100,7 @@ def test_golden_job() -> None:
 def test_golden_secret() -> None:
     owner = owner_reference(job_name(config(), UUID), "5b1f7c2e-job-uid")
     manifest = render_secret(config(), dispatch_request(), "ci", owner)
+    validate(manifest)
     check_golden("secret.yaml", manifest)
     assert base64.b64decode(manifest["data"]["token"]).decode() == TOKEN
 
@@ -113,11 +117,11 @@ def test_rendered_objects_load_into_the_typed_models_unchanged() -> None:
     assert KubeSecret.from_dict(secret).to_dict() == secret
 
 
-def test_the_agent_container_is_added_when_the_template_has_none() -> None:
+def test_the_template_patches_the_pod_and_completes_the_agent_container() -> None:
     cfg = KubernetesConfig(pod_template="containers: [{name: build, image: 'golang:1.23'}]")
     spec = render_job(cfg, dispatch_request(), "ci")["spec"]["template"]["spec"]
     names = [c["name"] for c in spec["containers"]]
-    assert names == ["build", "agent"]
+    assert names == ["container-0", "agent", "checkout", "build"]
     agent = spec["containers"][1]
     assert agent["image"] == "buildkite/agent:3"
     assert agent["command"] == ["buildkite-agent", "start"]
@@ -128,7 +132,7 @@ def test_the_agent_container_is_added_when_the_template_has_none() -> None:
         "key": "token",
     }
     bare = render_job(KubernetesConfig(), dispatch_request(), "ci")["spec"]["template"]["spec"]
-    assert [c["name"] for c in bare["containers"]] == ["agent"]
+    assert [c["name"] for c in bare["containers"]] == ["container-0", "agent", "checkout"]
 
 
 def test_names_and_labels_are_valid_and_deterministic() -> None:

@@ -94,7 +94,11 @@ def test_renders_the_job_and_secret_from_jobs_get_output(
     assert kube_job["metadata"]["namespace"] == "builds"
     assert kube_job["metadata"]["labels"]["team"] == "platform"
     assert kube_job["metadata"]["labels"]["stacksapi/stack-key"] == KEY
-    (agent,) = kube_job["spec"]["template"]["spec"]["containers"]
+    by_name = {c["name"]: c for c in kube_job["spec"]["template"]["spec"]["containers"]}
+    assert list(by_name) == ["container-0", "agent", "checkout"]
+    command = {e["name"]: e.get("value") for e in by_name["container-0"]["env"]}
+    assert command["BUILDKITE_COMMAND"] == "make test"  # the job's own command
+    agent = by_name["agent"]
     assert agent["image"] == "buildkite/agent:3.90"
     assert agent["resources"] == {"requests": {"cpu": "2"}}
     env_vars = {e["name"]: e for e in agent["env"]}

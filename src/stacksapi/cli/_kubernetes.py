@@ -157,7 +157,7 @@ def _render(
 ) -> list[dict[str, Any]]:
     import msgspec
 
-    from stacksapi._models import ScheduledJob, Secret
+    from stacksapi._models import Job, ScheduledJob, Secret
     from stacksapi.kubernetes import render_job, render_secret
     from stacksapi.stack import DispatchRequest
 
@@ -168,7 +168,14 @@ def _render(
     except msgspec.ValidationError as exc:
         fail(f"not a job: {exc}", code=EXIT_USAGE)
     token = Secret(f"bkjat_{secrets.token_hex(16)}") if config.issue_tokens else None
-    request = DispatchRequest(job, config.key, config.queue_key, token)
+    try:  # the command and env (the step's plugins, its image) shape the pod
+        details = msgspec.convert(
+            {"id": job.id, "command": data.get("command") or "", "env": data.get("env") or {}},
+            Job,
+        )
+    except msgspec.ValidationError as exc:
+        fail(f"not a job: {exc}", code=EXIT_USAGE)
+    request = DispatchRequest(job, config.key, config.queue_key, token, details=details)
     objects = [render_job(kube, request, namespace)]
     if token is not None:
         secret = render_secret(kube, request, namespace)

@@ -15,6 +15,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "stacksapi.kubernetes needs the 'kubernetes' extra: pip install 'stacksapi[kubernetes]'"
     ) from exc
 
+from ._compat import split_controller_config
 from ._config import DEFAULT_AGENT_IMAGE, KubernetesConfig
 from ._dispatcher import KubernetesDispatcher, dispatcher
 from ._podcheck import PodProblem, pod_problem
@@ -41,5 +42,6 @@ __all__ = [
     "render_job",
     "render_secret",
     "secret_name",
+    "split_controller_config",
     "stack_selector",
 ]

@@ -2,10 +2,12 @@
 
 Like :class:`~stacksapi.stack.StackConfig`, every value is checked up front so a bad file fails
 at start with the key and the rule (``kubernetes.pending_timeout: must be a number from 1.0 to
-86400.0 (got 0)``). The pod template is parsed as YAML and loaded into the client library's typed
-``PodTemplateSpec`` here too, so a misspelt field fails at load rather than at the first job.
-No token ever lives here: job acquisition tokens go into per-job Secrets; the optional explicit
-agent token is referenced by Secret name only.
+86400.0 (got 0)``). The pod template, ``pod-spec-patch`` and the parameter blocks
+(``default-checkout-params``, ``agent-config``, ``resource-classes``…) are checked field by field
+against the Kubernetes models here too, so a misspelt field fails at load rather than at the
+first job. :meth:`KubernetesConfig.from_mapping` also accepts agent-stack-k8s's setting names
+(see ``_compat``). No token ever lives here: job acquisition tokens go into per-job Secrets; the
+optional explicit agent token is referenced by Secret name only.
 """
 
 from __future__ import annotations
@@ -19,14 +21,38 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Self
 
+from lightkube.models.core_v1 import PodSpec, Volume
+
 from stacksapi.stack import ConfigError
 
-__all__ = ["DEFAULT_AGENT_IMAGE", "KubernetesConfig"]
+from ._compat import translate
+from ._params import (
+    AGENT_CONFIG,
+    CHECKOUT,
+    COMMAND,
+    METADATA,
+    RESOURCE_CLASS,
+    SIDECAR,
+    Partial,
+    parse,
+)
+from ._shape import ShapeError, check, quantity
+
+__all__ = ["DEFAULT_AGENT_IMAGE", "PULL_POLICIES", "RESERVED_ENV", "KubernetesConfig"]
+
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+_BLOCKS: Mapping[str, Mapping[str, Any]] = {
+    "agent_config": AGENT_CONFIG,
+    "default_checkout_params": CHECKOUT,
+    "default_command_params": COMMAND,
+    "default_sidecar_params": SIDECAR,
+    "default_metadata": METADATA,
+}
 
 DEFAULT_AGENT_IMAGE = "buildkite/agent:3"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*)?$")
-_RESERVED_ENV = frozenset({"BUILDKITE_AGENT_TOKEN", "BUILDKITE_AGENT_ACQUIRE_JOB"})
+RESERVED_ENV = frozenset({"BUILDKITE_AGENT_TOKEN", "BUILDKITE_AGENT_ACQUIRE_JOB"})
 
 
 def _show(value: object) -> str:
@@ -66,7 +92,8 @@ class KubernetesConfig:
     """Settings of :class:`~stacksapi.kubernetes.KubernetesDispatcher`. See docs/kubernetes.md.
 
     ``pod_template`` is YAML: a ``PodTemplateSpec`` (``metadata`` + ``spec``) or a bare
-    ``PodSpec``. Durations are seconds.
+    ``PodSpec``, applied to every pod like ``pod_spec_patch``. Durations are seconds. The
+    fields after ``events_quoted`` carry agent-stack-k8s's settings of the same names.
     """
 
     namespace: str | None = None
@@ -93,6 +120,26 @@ class KubernetesConfig:
     events_quoted: int = 10
     create_concurrency: int = 8
     native_sidecars: bool | str = "auto"
+    agent_token_secret_key: str = "token"  # noqa: S105 - a key name, not a token
+    pod_spec_patch: Mapping[str, Any] | str | None = None
+    agent_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    default_checkout_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    default_command_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    default_sidecar_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    default_metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    resource_classes: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    default_resource_class_name: str | None = None
+    default_image_pull_policy: str | None = None
+    default_image_check_pull_policy: str | None = None
+    skip_image_check_containers: bool = False
+    image_check_container_cpu_limit: str = "200m"
+    image_check_container_memory_limit: str = "128Mi"
+    default_termination_grace_period_seconds: int = 60
+    workspace_volume: Mapping[str, Any] | None = None
+    workspace_mount_sub_path_expr: str | None = None
+    additional_redacted_vars: tuple[str, ...] = ()
+    prohibit_kubernetes_plugin: bool = False
+    allow_pod_spec_patch_unsafe_command_modification: bool = False
 
     def __post_init__(self) -> None:
         p = "kubernetes"
@@ -117,7 +164,7 @@ class KubernetesConfig:
         object.__setattr__(self, "agent_command", tuple(command))
         object.__setattr__(self, "agent_env", _string_map(f"{p}.agent_env", self.agent_env))
         for name in self.agent_env:
-            if name in _RESERVED_ENV:
+            if name in RESERVED_ENV:
                 raise ConfigError(f"{p}.agent_env.{name}", "is set by the dispatcher for each job")
         if self.agent_token_secret is not None and not _DNS_LABEL.match(self.agent_token_secret):
             raise ConfigError(f"{p}.agent_token_secret", "must be the name of a Secret")
@@ -142,6 +189,68 @@ class KubernetesConfig:
             raise ConfigError(f"{p}.native_sidecars", f'must be true, false or "auto" '
                               f"(got {_show(self.native_sidecars)})")  # fmt: skip
         self.template()  # parse and type-check now: fail at load, not at the first job
+        self._check_pod_settings(p)
+
+    def _check_pod_settings(self, p: str) -> None:
+        """The agent-stack-k8s settings: blocks checked field by field, enums, limits."""
+        if not isinstance(self.agent_token_secret_key, str) or not self.agent_token_secret_key:
+            raise ConfigError(f"{p}.agent_token_secret_key", "must be a non-empty string")
+        patch = self.pod_spec_patch
+        if isinstance(patch, str):
+            patch = _parse_template(f"{p}.pod_spec_patch", patch, bare=True).get("spec", {})
+        self._set(p, "pod_spec_patch", patch, Partial(PodSpec), optional=True)
+        for name, schema in _BLOCKS.items():
+            self._set(p, name, getattr(self, name), schema)
+        classes = self.resource_classes
+        if not isinstance(classes, Mapping):
+            raise ConfigError(f"{p}.resource_classes", "must be a table of resource classes")
+        parsed: dict[str, Any] = {}
+        for name, value in classes.items():
+            try:
+                parsed[str(name)] = MappingProxyType(parse(value, RESOURCE_CLASS, ""))
+            except ShapeError as exc:
+                raise ConfigError(f"{p}.resource_classes.{name}.{exc.field}", exc.message) from None
+        object.__setattr__(self, "resource_classes", MappingProxyType(parsed))
+        default = self.default_resource_class_name
+        if default is not None and default not in classes:
+            raise ConfigError(f"{p}.default_resource_class_name", f"no resource class {default!r}")
+        for key in ("default_image_pull_policy", "default_image_check_pull_policy"):
+            value = getattr(self, key)
+            if value is not None and value not in PULL_POLICIES:
+                raise ConfigError(f"{p}.{key}", f"must be one of {', '.join(PULL_POLICIES)}")
+        for key in ("skip_image_check_containers", "prohibit_kubernetes_plugin",
+                    "allow_pod_spec_patch_unsafe_command_modification"):  # fmt: skip
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{p}.{key}", "must be true or false")
+        for key in ("image_check_container_cpu_limit", "image_check_container_memory_limit"):
+            try:
+                quantity(getattr(self, key), key)
+            except ShapeError as exc:
+                raise ConfigError(f"{p}.{key}", exc.message) from None
+            object.__setattr__(self, key, str(getattr(self, key)))
+        _integer(f"{p}.default_termination_grace_period_seconds",
+                 self.default_termination_grace_period_seconds, 0, 86400)  # fmt: skip
+        self._set(p, "workspace_volume", self.workspace_volume, Volume, optional=True)
+        _text(f"{p}.workspace_mount_sub_path_expr", self.workspace_mount_sub_path_expr,
+              optional=True)  # fmt: skip
+        names: Any = self.additional_redacted_vars
+        if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+            raise ConfigError(f"{p}.additional_redacted_vars", "must be a list of names")
+        object.__setattr__(self, "additional_redacted_vars", tuple(names))
+
+    def _set(self, p: str, name: str, value: Any, schema: Any, *, optional: bool = False) -> None:
+        """Check one block (``schema``: a parameter schema or a model) and freeze it."""
+        if value is None and optional:
+            return
+        try:
+            if isinstance(schema, Mapping):
+                checked = parse(value, schema, "")
+            else:
+                model = schema.model if isinstance(schema, Partial) else schema
+                checked = check(value, model, "", partial=isinstance(schema, Partial))
+        except ShapeError as exc:
+            raise ConfigError(f"{p}.{name}.{exc.field}".rstrip("."), exc.message) from None
+        object.__setattr__(self, name, MappingProxyType(checked))
 
     def template(self) -> dict[str, Any]:
         """The pod template as a ``PodTemplateSpec`` mapping (``{}`` when none is configured)."""
@@ -161,6 +270,7 @@ class KubernetesConfig:
         if not isinstance(data, Mapping):
             raise ConfigError("kubernetes", "must be a table")
         known = {f.name for f in dataclasses.fields(cls)}
+        data = translate(data, known)
         for name in data:
             if name not in known:
                 close = difflib.get_close_matches(str(name), sorted(known), n=1)
@@ -169,7 +279,7 @@ class KubernetesConfig:
         return cls(**dict(data))
 
 
-def _parse_template(key: str, text: str) -> dict[str, Any]:
+def _parse_template(key: str, text: str, *, bare: bool = False) -> dict[str, Any]:
     if not text.strip():
         return {}
     import msgspec
@@ -183,8 +293,10 @@ def _parse_template(key: str, text: str) -> dict[str, Any]:
         return {}
     if not isinstance(doc, dict):
         raise ConfigError(key, "must be a mapping (a PodTemplateSpec or a PodSpec)")
-    if "spec" not in doc and "metadata" not in doc:
+    if bare or ("spec" not in doc and "metadata" not in doc):
         doc = {"spec": doc}  # a bare PodSpec
+        if bare:
+            return doc
     spec = doc.setdefault("spec", {})
     if not isinstance(spec, dict):
         raise ConfigError(key, "spec must be a mapping")

@@ -34,6 +34,7 @@ from lightkube import ApiError, AsyncClient
 from lightkube.resources.batch_v1 import Job
 
 from stacksapi import Secret
+from stacksapi._models import Job as JobDetails
 from stacksapi.stack import (
     AdoptedJob,
     AdoptedState,
@@ -46,7 +47,9 @@ from stacksapi.stack import (
 )
 
 from ._config import KubernetesConfig
+from ._containers import is_sidecar
 from ._create import DISPATCH_ANNOTATION, Creator, finished, new_dispatch_id
+from ._jobsource import ApiJobDetails, JobDetailsSource
 from ._kube import Abandoned, KubeAPI, connect
 from ._metrics import KubeMetrics
 from ._podcheck import (
@@ -75,6 +78,8 @@ class KubernetesDispatcher:
 
     ``kube_config`` overrides where the cluster is found (default: ``config.kubeconfig``, else
     the in-cluster service account, else ``KUBECONFIG``, else ``~/.kube/config``).
+    ``job_details`` fetches a job's command and env (its plugins) when a request comes without
+    ``details``; with neither, the pod is built as for a step without plugins.
     """
 
     def __init__(
@@ -83,8 +88,10 @@ class KubernetesDispatcher:
         *,
         stack_key: str,
         kube_config: KubeConfig | None = None,
+        job_details: JobDetailsSource | None = None,
     ) -> None:
         self.config = config
+        self._job_details = job_details
         self.stack_key = stack_key
         self.selector = stack_selector(stack_key)
         self.metrics = KubeMetrics(stack_key=stack_key)
@@ -104,7 +111,8 @@ class KubernetesDispatcher:
     def from_stack_config(cls, config: StackConfig) -> Self:
         """Build from a stack config: its ``[kubernetes]`` table and its stack key."""
         table = config.extensions.get("kubernetes", {})
-        return cls(KubernetesConfig.from_mapping(table), stack_key=config.key)
+        source = ApiJobDetails(config.key, config.base_url)
+        return cls(KubernetesConfig.from_mapping(table), stack_key=config.key, job_details=source)
 
     @property
     def api(self) -> KubeAPI:
@@ -164,11 +172,14 @@ class KubernetesDispatcher:
 
     # --- dispatch -----------------------------------------------------------------------
 
-    def _manifest(self, request: DispatchRequest, dispatch_id: str) -> dict[str, Any]:
-        manifest = render_job(self.config, request, self.namespace)  # DispatchError if no token
+    def _manifest(
+        self, request: DispatchRequest, details: JobDetails | None, dispatch_id: str
+    ) -> dict[str, Any]:
+        # DispatchError when there is no token, or the step's plugin or pod is not right
+        manifest = render_job(self.config, request, self.namespace, details)
         agent = self.config.agent_container
         manifest = with_sidecars(manifest, native=self.native_sidecars,
-                                 sidecar=lambda c: c.get("name") != agent)  # fmt: skip
+                                 sidecar=lambda c: is_sidecar(c, agent))  # fmt: skip
         manifest["metadata"]["annotations"][DISPATCH_ANNOTATION] = dispatch_id
         if request.token is not None:  # a per-job Secret: no pod before it exists
             manifest["spec"]["suspend"] = True  # released once the Secret is there
@@ -182,7 +193,8 @@ class KubernetesDispatcher:
         name = job_name(self.config, uuid)
         where = f"{self.namespace}/{name}"
         dispatch_id = new_dispatch_id()
-        manifest = self._manifest(request, dispatch_id)
+        details = await self._details(request)
+        manifest = self._manifest(request, details, dispatch_id)
         tracked = Tracked(uuid, name, dispatch_id, since=time.monotonic(), creating=True)
         self._tracked[uuid] = tracked
         assert self._creator is not None
@@ -308,6 +320,15 @@ class KubernetesDispatcher:
             return False
         return True
 
+    async def _details(self, request: DispatchRequest) -> JobDetails | None:
+        """The job's command and env: from the request, else fetched (``None``: neither)."""
+        if request.details is not None or self._job_details is None:
+            return request.details
+        try:
+            return await self._job_details(request.job_uuid)
+        except Exception as exc:
+            raise DispatchError(f"cannot read the job's command and plugins: {exc}") from None
+
     async def shutdown(self, grace: float) -> None:
         """Stop watching and close the client; Jobs keep running (a restart adopts them)."""
         del grace
@@ -319,6 +340,8 @@ class KubernetesDispatcher:
             await asyncio.wait(list(self._tasks), timeout=5)
         if self._client is not None:
             await self._client.close()
+        if isinstance(self._job_details, ApiJobDetails):
+            await self._job_details.aclose()
 
     # --- what the watches report (through the JobTable) ---------------------------------
 

@@ -1,24 +1,29 @@
 """Rendering the Kubernetes objects for one job: a ``batch/v1`` Job and its token Secret.
 
 Pure functions over plain mappings (what goes on the wire), so golden tests can compare them
-byte for byte and every output loads into the client library's typed models. The Job is the
-user's pod template plus what the dispatcher owns: the agent container (``buildkite-agent start``
-with ``BUILDKITE_AGENT_ACQUIRE_JOB``), the token from the Secret by reference (never in clear in
-the pod spec), labels and annotations naming the job, build, pipeline and stack, ``restartPolicy:
-Never``, ``backoffLimit: 0``, TTL after finish and an active deadline.
+byte for byte and every output loads into the client library's typed models. The pod is built
+by ``_podspec`` from the job itself (its command, its env with the step's plugins, its agent
+tags); this module adds what the dispatcher owns: the token from the Secret by reference (never
+in clear in the pod spec), labels and annotations naming the job, build, pipeline and stack
+(plus ``default-metadata`` and the step's ``metadata``), ``backoffLimit: 0``, TTL after finish
+and an active deadline.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import re
+from collections.abc import Mapping
 from typing import Any
 
+from stacksapi._models import Job
 from stacksapi.stack import DispatchError, DispatchRequest
 
 from ._config import KubernetesConfig
+from ._patch import PatchError
+from ._plugin import PluginError, PluginProhibited, kubernetes_plugin
+from ._podspec import PodError, PodInputs, build_pod_spec, tags_of
 
 __all__ = [
     "LABEL_JOB_UUID",
@@ -43,6 +48,8 @@ MANAGED_BY = "stacksapi"
 TOKEN_KEY = "token"  # noqa: S105 - the key inside the Secret, not a token
 _LABEL_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 _NAME_BAD = re.compile(r"[^a-z0-9-]")
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")  # credentials in a repo URL
+_TAG_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
 def label_value(value: str) -> str:
@@ -78,17 +85,37 @@ def stack_selector(stack_key: str) -> dict[str, str]:
     return {LABEL_MANAGED_BY: MANAGED_BY, LABEL_STACK: label_value(stack_key)}
 
 
-def _labels(request: DispatchRequest) -> dict[str, str]:
+def _tag_labels(rules: tuple[str, ...]) -> dict[str, str]:
+    """``tag.buildkite.com/<key>`` labels for the job's agent tags that are valid labels."""
+    out = {}
+    for key, value in tags_of(rules).items():
+        if _TAG_NAME.match(key) and (not value or _TAG_NAME.match(value)):
+            out[f"tag.buildkite.com/{key}"] = value
+    return out
+
+
+def _our_labels(request: DispatchRequest) -> dict[str, str]:
+    """The labels the dispatcher selects by (they win over any other)."""
     job = request.job
-    labels = {**stack_selector(request.stack_key), LABEL_JOB_UUID: label_value(job.id)}
+    ours = {**stack_selector(request.stack_key), LABEL_JOB_UUID: label_value(job.id)}
     if job.pipeline.slug:
-        labels[f"{_P}/pipeline"] = label_value(job.pipeline.slug)
+        ours[f"{_P}/pipeline"] = label_value(job.pipeline.slug)
     if job.build.number is not None:
-        labels[f"{_P}/build-number"] = str(job.build.number)
-    return labels
+        ours[f"{_P}/build-number"] = str(job.build.number)
+    return ours
 
 
-def _annotations(request: DispatchRequest) -> dict[str, str]:
+def _labels(request: DispatchRequest, plugin: Mapping[str, Any]) -> dict[str, str]:
+    """The step's labels (agent tags, its ``metadata``), then ours."""
+    job = request.job
+    metadata = plugin.get("metadata") or {}
+    return {"buildkite.com/job-uuid": label_value(job.id), **_tag_labels(job.agent_query_rules),
+            **metadata.get("labels", {}), **_our_labels(request)}  # fmt: skip
+
+
+def _annotations(
+    request: DispatchRequest, env: Mapping[str, str], plugin: Mapping[str, Any]
+) -> dict[str, str]:
     job = request.job
     values = {
         "job-uuid": job.id,
@@ -101,14 +128,30 @@ def _annotations(request: DispatchRequest) -> dict[str, str]:
         "build-branch": job.build.branch,
         "step-key": job.step.key,
     }
-    return {f"{_P}/{k}": v for k, v in values.items() if v is not None}
+    build_url = env.get("BUILDKITE_BUILD_URL")
+    buildkite = {
+        "build-url": build_url,
+        "build-branch": env.get("BUILDKITE_BRANCH"),
+        "build-repo": _USERINFO.sub(r"\1", env.get("BUILDKITE_REPO") or ""),
+        "pipeline-slug": env.get("BUILDKITE_PIPELINE_SLUG"),
+        "step-key": env.get("BUILDKITE_STEP_KEY"),
+        "job-url": f"{build_url.split('#')[0]}#{job.id}" if build_url else None,
+        "job-priority": str(job.priority),
+    }
+    metadata = plugin.get("metadata") or {}
+    return {
+        "cluster-autoscaler.kubernetes.io/safe-to-evict": "false",
+        **metadata.get("annotations", {}),
+        **{f"buildkite.com/{k}": v for k, v in buildkite.items() if v},
+        **{f"{_P}/{k}": v for k, v in values.items() if v is not None},
+    }
 
 
 def _agent_env(config: KubernetesConfig, request: DispatchRequest) -> list[dict[str, Any]]:
     if request.token is not None:
         ref = {"name": secret_name(config, request.job_uuid), "key": TOKEN_KEY}
     elif config.agent_token_secret is not None:
-        ref = {"name": config.agent_token_secret, "key": TOKEN_KEY}
+        ref = {"name": config.agent_token_secret, "key": config.agent_token_secret_key}
     else:
         raise DispatchError(
             "no job acquisition token was issued and no agent token Secret is configured "
@@ -124,43 +167,46 @@ def _agent_env(config: KubernetesConfig, request: DispatchRequest) -> list[dict[
     return env
 
 
-def _agent_container(
-    config: KubernetesConfig, request: DispatchRequest, given: dict[str, Any] | None
-) -> dict[str, Any]:
-    """The agent container: the template's one of that name, completed, or a new one."""
-    container: dict[str, Any] = {"name": config.agent_container}
-    if given:
-        container = copy.deepcopy(given)
-    container.setdefault("image", config.agent_image)
-    container.setdefault("command", list(config.agent_command))
-    reserved = {"BUILDKITE_AGENT_TOKEN", "BUILDKITE_AGENT_ACQUIRE_JOB"}
-    ours = _agent_env(config, request)
-    names = {e["name"] for e in ours}
-    kept = [e for e in container.get("env", []) if e.get("name") not in reserved | names]
-    container["env"] = kept + ours
-    return container
+def _details(request: DispatchRequest, details: Job | None) -> Job:
+    given = details if details is not None else request.details  # fetched once by the runtime
+    return given if given is not None else Job(id=request.job_uuid)
 
 
 def render_job(
-    config: KubernetesConfig, request: DispatchRequest, namespace: str
+    config: KubernetesConfig,
+    request: DispatchRequest,
+    namespace: str,
+    details: Job | None = None,
 ) -> dict[str, Any]:
-    """The ``batch/v1`` Job manifest for ``request`` (no token in it: a Secret reference)."""
-    template = config.template()
-    meta = template.get("metadata") or {}
-    spec = copy.deepcopy(template.get("spec") or {})
-    labels = {**config.labels, **_labels(request)}
-    annotations = {**config.annotations, **_annotations(request)}
-    containers = list(spec.get("containers") or [])
-    index = next(
-        (i for i, c in enumerate(containers) if c.get("name") == config.agent_container), None
-    )
-    agent = _agent_container(config, request, None if index is None else containers[index])
-    if index is None:
-        containers.append(agent)
-    else:
-        containers[index] = agent
-    spec["containers"] = containers
-    spec["restartPolicy"] = "Never"  # a restarted agent cannot acquire the job again
+    """The ``batch/v1`` Job manifest for ``request`` (no token in it: a Secret reference).
+
+    ``details`` is the job as ``get_job`` returns it (its env carries the step's plugins,
+    ``BUILDKITE_IMAGE``…; default: ``request.details``, else a job with no env). Raises
+    :class:`DispatchError` naming the field when the step's ``kubernetes`` plugin is malformed
+    or prohibited, or the pod cannot be built as asked.
+    """
+    details = _details(request, details)
+    env = details.env
+    try:
+        plugin = kubernetes_plugin(env, prohibited=config.prohibit_kubernetes_plugin)
+        inputs = PodInputs(details.command, env, request.job.agent_query_rules, plugin)
+        built = build_pod_spec(config, inputs, _agent_env(config, request))
+    except PluginProhibited:
+        raise DispatchError(
+            "this stack prohibits the kubernetes plugin (kubernetes.prohibit_kubernetes_plugin), "
+            "and this step uses it; the job was not run with the stack's pod spec instead"
+        ) from None
+    except PluginError as exc:
+        raise DispatchError(f"the step's kubernetes plugin is malformed: {exc}") from None
+    except (PodError, PatchError) as exc:
+        raise DispatchError(f"cannot build the pod for this job: {exc}") from None
+    plugin = plugin or {}
+    meta = config.template().get("metadata") or {}
+    defaults = config.default_metadata
+    labels = {**config.labels, **defaults.get("labels", {}), **_labels(request, plugin)}
+    annotations = {**config.annotations, **defaults.get("annotations", {})}
+    annotations.update(_annotations(request, env, plugin))
+    deadline = plugin.get("jobActiveDeadlineSeconds") or config.active_deadline_seconds
     name = job_name(config, request.job_uuid)
     return {
         "apiVersion": "batch/v1",
@@ -174,13 +220,17 @@ def render_job(
         "spec": {
             "backoffLimit": 0,
             "ttlSecondsAfterFinished": config.ttl_seconds_after_finished,
-            "activeDeadlineSeconds": config.active_deadline_seconds,
+            "activeDeadlineSeconds": deadline if deadline > 0 else config.active_deadline_seconds,
             "template": {
                 "metadata": {
                     "labels": {**(meta.get("labels") or {}), **labels},
-                    "annotations": {**(meta.get("annotations") or {}), **annotations},
+                    "annotations": {
+                        **(meta.get("annotations") or {}),
+                        **annotations,
+                        **built.annotations,
+                    },
                 },
-                "spec": spec,
+                "spec": built.spec,
             },
         },
     }
@@ -211,7 +261,7 @@ def render_secret(
     metadata: dict[str, Any] = {
         "name": secret_name(config, request.job_uuid),
         "namespace": namespace,
-        "labels": {**config.labels, **_labels(request)},
+        "labels": {**config.labels, **_our_labels(request)},
         "annotations": {f"{_P}/job-uuid": request.job_uuid},
     }
     if owner is not None:

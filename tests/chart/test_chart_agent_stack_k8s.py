@@ -1,0 +1,49 @@
+"""The chart takes an agent-stack-k8s team's settings as they are, and its jobs run as asked.
+
+``ci/agent-stack-k8s-values.yaml`` holds a controller configuration in agent-stack-k8s's names
+(``image``, ``job-ttl``, ``pod-spec-patch``, ``default-checkout-params``, ``resource-classes``…).
+The chart renders it into ``stack.toml``; the dispatcher the controller would build from that
+file renders a plugin step's pod, which validates strictly.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+from stacksapi import Job
+from stacksapi.kubernetes import KubernetesDispatcher, render_job
+from stacksapi.stack import StackConfig
+from stacksapi.stack._entry import load_dispatcher
+
+from .chart_helpers import CHART, one, render
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from kubernetes.catalogue import PLUGIN_SOURCE, Step_, request_for, validate
+
+
+def test_agent_stack_k8s_values_build_the_dispatcher_and_a_plugin_pod(helm: Path) -> None:
+    values = CHART / "ci" / "agent-stack-k8s-values.yaml"
+    parsed = tomllib.loads(one(render(helm, values), "ConfigMap")["data"]["stack.toml"])
+    config = StackConfig.from_mapping(parsed)
+    assert config.dispatcher is not None
+    built = load_dispatcher(config.dispatcher, config, key="stack.dispatcher")
+    assert isinstance(built, KubernetesDispatcher)
+    kube = built.config
+    assert (kube.agent_image, kube.ttl_seconds_after_finished) == ("ghcr.io/buildkite/agent:3", 600)
+    step = Step_(rules=("queue=kubernetes", "resource_class=large"))
+    request, details = request_for(step)
+    plugin = {"sidecars": [{"image": "redis:7"}], "checkout": {"fetchFlags": "--depth=1"}}
+    env = {"BUILDKITE_PLUGINS": json.dumps([{PLUGIN_SOURCE: plugin}])}
+    manifest = render_job(kube, request, "buildkite", Job(id=details.id, env=env, command="x"))
+    validate(manifest)
+    spec = manifest["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == "buildkite-jobs"
+    assert spec["imagePullSecrets"] == [{"name": "registry-credentials"}]
+    assert spec["nodeSelector"] == {"node.kubernetes.io/instance-type": "m7i.4xlarge"}
+    assert [c["name"] for c in spec["initContainers"]][-1] == "sidecar-0"
+    volumes = {v["name"] for v in spec["volumes"]}
+    assert {"buildkite-hooks", "git-credentials-ro"} <= volumes
+    assert manifest["metadata"]["labels"]["platform"] == "ci"
