@@ -119,6 +119,7 @@ class Dashboard:
     # --- pages -----------------------------------------------------------------------------------
 
     async def index(self, request: Request) -> Response:
+        """``/``: redeems a ``?login=`` code, else the page for a session, else the login form."""
         code = request.query_params.get(LOGIN_PARAM)
         if code is not None:
             session_id = self.auth.redeem(code)
@@ -148,6 +149,7 @@ class Dashboard:
         return _page(html)
 
     async def job_page(self, request: Request) -> Response:
+        """A job's timeline, the stack's notifications and the agent's log (live by its stream)."""
         session = self.auth.session(request)
         if session is None:
             return self._login_page()
@@ -159,6 +161,7 @@ class Dashboard:
         return _page(render("job.html", job_id=job_id, fragments=fragments, csrf=session.csrf))
 
     async def static(self, request: Request) -> Response:
+        """The stylesheet and the script shipped in the package (no other file is served)."""
         name = request.path_params["name"]
         media_type = _STATIC.get(name)
         if media_type is None:
@@ -170,6 +173,7 @@ class Dashboard:
     # --- login -----------------------------------------------------------------------------------
 
     async def login(self, request: Request) -> Response:
+        """The login form: the admin token starts a session (from this origin only)."""
         try:
             form = parse_form(await read_body(request, MAX_FORM_BYTES))
         except EmulatorError as exc:
@@ -184,6 +188,7 @@ class Dashboard:
         return response
 
     async def logout(self, request: Request) -> Response:
+        """Ends the session; guarded like an action, so another page cannot log a visitor out."""
         try:
             form = parse_form(await read_body(request, MAX_FORM_BYTES))
         except EmulatorError as exc:
@@ -234,11 +239,13 @@ class Dashboard:
         )
 
     async def events(self, request: Request) -> Response:
+        """The main page's stream: its fragments for the filter in the query string."""
         wanted = JobFilter.from_query(dict(request.query_params))
         session = self.auth.session(request)
         return self._stream(request, lambda: self._fragments(wanted, session))
 
     async def job_events(self, request: Request) -> Response:
+        """A job page's stream: the job's fragment as it moves."""
         job_id = request.path_params["job_id"]
         session = self.auth.session(request)
         return self._stream(request, lambda: self._job_fragments(job_id, session))
