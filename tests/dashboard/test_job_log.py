@@ -50,3 +50,23 @@ def test_a_short_log_is_shown_whole_and_no_log_is_said_plainly(
     assert "No output." in browser.get(f"/dashboard/jobs/{silent}").text  # finished: not "yet"
     waiting = server.emulator.create_job(queue="linux")
     assert "No output yet." in browser.get(f"/dashboard/jobs/{waiting}").text
+
+
+def test_a_job_page_opens_from_the_short_id_the_tables_and_the_demo_show(
+    server: EmulatorServer, browser: httpx2.Client
+) -> None:
+    one = "0190aaaa-0000-4000-8000-000000000001"
+    two = "0190aaaa-0000-4000-8000-000000000002"
+    for job_id in (one, two):
+        server.emulator.create_job(queue="linux", id=job_id)
+    other = server.emulator.create_job(queue="linux")
+    found = browser.get(f"/dashboard/jobs/{other[:8]}")
+    assert found.status_code == 303
+    assert found.headers["location"] == f"/dashboard/jobs/{other}"
+    assert other in browser.get(found.headers["location"]).text
+    both = browser.get("/dashboard/jobs/0190aaaa")  # like git: ambiguous is said, not guessed
+    assert both.status_code == 404
+    assert "2 jobs start with" in both.text
+    assert one[:8] in both.text
+    assert browser.get("/dashboard/jobs/ffffffff").status_code == 404
+    assert browser.get(f"/dashboard/jobs/{other[:3]}").status_code == 404  # too short to guess

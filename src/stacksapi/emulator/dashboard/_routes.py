@@ -52,6 +52,8 @@ _HEADERS = {
 }
 _STATIC = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
 _FRAGMENTS = ("queues", "jobs", "stacks", "status", "controls")
+SHORT_ID_MIN = 4
+"""The fewest characters of a uuid that open a job page (a longer prefix must be unique)."""
 
 
 def _page(html: str, status: int = 200) -> HTMLResponse:
@@ -157,8 +159,22 @@ class Dashboard:
         try:
             fragments = self._job_fragments(job_id, session)
         except EmulatorError as exc:
-            return _page(render("missing.html", message=exc.message), exc.status)
+            matches = self._jobs_starting_with(job_id)
+            if len(matches) == 1:
+                return RedirectResponse(f"/dashboard/jobs/{matches[0]}", 303, headers=_HEADERS)
+            message = exc.message
+            if matches:
+                shown = ", ".join(m[:13] + "…" for m in matches[:5])
+                message = f"{len(matches)} jobs start with {job_id!r} ({shown}): give more of it"
+            return _page(render("missing.html", message=message), exc.status)
         return _page(render("job.html", job_id=job_id, fragments=fragments, csrf=session.csrf))
+
+    def _jobs_starting_with(self, prefix: str) -> list[str]:
+        """Jobs whose uuid starts with ``prefix`` (4 characters at least), like git's short ids."""
+        if len(prefix) < SHORT_ID_MIN:
+            return []
+        with self.emulator.lock:
+            return [job_id for job_id in self.emulator.jobs if job_id.startswith(prefix.lower())]
 
     async def static(self, request: Request) -> Response:
         """The stylesheet and the script shipped in the package (no other file is served)."""
