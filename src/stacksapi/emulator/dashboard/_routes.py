@@ -30,7 +30,7 @@ from stacksapi.emulator._reply import EmulatorError
 from stacksapi.emulator._state import Emulator
 
 from ._actions import ACTIONS, MAX_FORM_BYTES, Action, ActionContext, parse_form
-from ._auth import LOGIN_PARAM, DashboardAuth, Session, same_origin
+from ._auth import LOGIN_PARAM, DashboardAuth, Session, own_origin, same_origin
 from ._live import event_stream
 from ._render import render
 from ._snapshot import CANCELLABLE, STATE_ORDER, JobFilter, take_snapshot
@@ -216,6 +216,24 @@ class Dashboard:
         self.auth.logout(request, response)
         return response
 
+    async def login_link(self, request: Request) -> Response:
+        """A new one-time login, for another browser or a phone; guarded like an action.
+
+        Without it, a person whose printed link was used would have to restart ``serve`` with
+        ``--show-admin-token`` (losing the emulator's state) to log in a second browser.
+        """
+        try:
+            form = parse_form(await read_body(request, MAX_FORM_BYTES))
+        except EmulatorError as exc:
+            return JSONResponse({"message": exc.message}, status_code=exc.status)
+        refused = self.auth.refuse_post(request, form)
+        if refused is not None:
+            status = 401 if self.auth.session(request) is None else 403
+            return JSONResponse({"message": refused}, status_code=status, headers=_HEADERS)
+        link = own_origin(request) + self.login_path()
+        message = f"Open this in another browser or on a phone (it logs in once): {link}"
+        return JSONResponse({"message": message, "link": link}, headers=_HEADERS)
+
     # --- actions ---------------------------------------------------------------------------------
 
     def _action(self, action: Action) -> Callable[[Request], Awaitable[Response]]:
@@ -274,6 +292,7 @@ class Dashboard:
             Route("/", self.index, methods=["GET"]),
             Route("/dashboard/login", self.login, methods=["POST"]),
             Route("/dashboard/logout", self.logout, methods=["POST"]),
+            Route("/dashboard/login-link", self.login_link, methods=["POST"]),
             Route("/dashboard/events", self.events, methods=["GET"]),
             Route("/dashboard/jobs/{job_id}", self.job_page, methods=["GET"]),
             Route("/dashboard/jobs/{job_id}/events", self.job_events, methods=["GET"]),
