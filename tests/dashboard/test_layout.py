@@ -12,20 +12,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from stacksapi import DEFAULT_QUEUE_KEY, Client
 from stacksapi.emulator import Emulator, EmulatorServer, sample_jobs
 
-from .browser import chrome, wait_for
+from .browser import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
-
-
-@pytest.fixture
-def driver() -> Iterator[WebDriver]:
-    browser = chrome(1280, 800)
-    try:
-        yield browser
-    finally:
-        browser.quit()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ used. Guarded like every action; the login page says where the admin token comes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx2
 import pytest
 from selenium.webdriver.common.by import By
@@ -13,7 +11,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from stacksapi.emulator import EmulatorServer
 
-from .browser import chrome, wait_for
+from .browser import wait_for
 from .conftest import csrf_of
 
 
@@ -58,15 +56,6 @@ def test_the_login_page_says_how_to_see_the_admin_token(anonymous: httpx2.Client
     page = anonymous.get("/").text
     assert "--show-admin-token" in page
     assert "Log in elsewhere" in page  # where a logged-in browser makes a new link
-
-
-@pytest.fixture
-def driver() -> Iterator[WebDriver]:
-    browser = chrome()
-    try:
-        yield browser
-    finally:
-        browser.quit()
 
 
 @pytest.mark.timeout(300)

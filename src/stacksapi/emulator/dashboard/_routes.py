@@ -203,15 +203,23 @@ class Dashboard:
         self.auth.set_cookie(response, request, session_id)
         return response
 
+    async def _guarded_form(self, request: Request) -> dict[str, str]:
+        """The form of a state-changing request that may act; else ``EmulatorError``: 400/413
+        for a bad body, 401 without a session, 403 from another origin or without the token."""
+        form = parse_form(await read_body(request, MAX_FORM_BYTES))
+        refused = self.auth.refuse_post(request, form)
+        if refused is not None:
+            status = 401 if self.auth.session(request) is None else 403
+            log.warning("dashboard refused %s %s: %s", request.method, request.url.path, refused)
+            raise EmulatorError(status, refused)
+        return form
+
     async def logout(self, request: Request) -> Response:
         """Ends the session; guarded like an action, so another page cannot log a visitor out."""
         try:
-            form = parse_form(await read_body(request, MAX_FORM_BYTES))
+            await self._guarded_form(request)
         except EmulatorError as exc:
             return JSONResponse({"message": exc.message}, status_code=exc.status)
-        refused = self.auth.refuse_post(request, form)
-        if refused is not None:
-            return JSONResponse({"message": refused}, status_code=403)
         response = RedirectResponse("/", status_code=303, headers=_HEADERS)
         self.auth.logout(request, response)
         return response
@@ -223,13 +231,9 @@ class Dashboard:
         ``--show-admin-token`` (losing the emulator's state) to log in a second browser.
         """
         try:
-            form = parse_form(await read_body(request, MAX_FORM_BYTES))
+            await self._guarded_form(request)
         except EmulatorError as exc:
             return JSONResponse({"message": exc.message}, status_code=exc.status)
-        refused = self.auth.refuse_post(request, form)
-        if refused is not None:
-            status = 401 if self.auth.session(request) is None else 403
-            return JSONResponse({"message": refused}, status_code=status, headers=_HEADERS)
         link = own_origin(request) + self.login_path()
         message = f"Open this in another browser or on a phone (it logs in once): {link}"
         return JSONResponse({"message": message, "link": link}, headers=_HEADERS)
@@ -240,19 +244,11 @@ class Dashboard:
         async def handler(request: Request) -> Response:
             wants_json = "application/json" in request.headers.get("accept", "")
             try:
-                form = parse_form(await read_body(request, MAX_FORM_BYTES))
-                refused = self.auth.refuse_post(request, form)
-                if refused is not None:
-                    status = 401 if self.auth.session(request) is None else 403
-                    raise EmulatorError(status, refused)
+                form = await self._guarded_form(request)
                 message = action(
                     ActionContext(self.emulator, self.faults, form, request.path_params)
                 )
             except EmulatorError as exc:
-                if exc.status in (401, 403):
-                    log.warning(
-                        "dashboard refused %s %s: %s", request.method, request.url.path, exc.message
-                    )
                 return JSONResponse({"message": exc.message}, status_code=exc.status)
             if wants_json:
                 return JSONResponse({"message": message})
