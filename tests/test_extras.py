@@ -142,3 +142,19 @@ def test_client_needs_no_extra(tmp_path: Path) -> None:
     done = _run([sys.executable, "-c", script], tmp_path, hidden)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("hidden", [("lightkube",), ("yaml",)])
+def test_kubernetes_without_its_extra_says_which_extra_like_the_others(
+    tmp_path: Path, hidden: tuple[str, ...]
+) -> None:
+    script = (
+        "try:\n    import stacksapi.kubernetes\n"
+        "except ImportError as exc:\n    print(type(exc).__name__, exc)\n    raise SystemExit(3)\n"
+    )
+    done = _run([sys.executable, "-c", script], tmp_path, hidden)
+    assert done.returncode == 3, done.stderr
+    line = done.stdout.strip()
+    assert line.startswith("MissingExtraError stacksapi.kubernetes needs the 'kubernetes' extra")
+    assert repr(hidden[0]) in line  # names what is missing
+    assert "from a clone: pip install '.[kubernetes]'" in line  # no release exists yet

@@ -1,9 +1,13 @@
-"""MkDocs hooks: the README becomes the site's home page and the CHANGELOG a page of its own.
+"""MkDocs hooks: the README becomes the site's home page and the CHANGELOG a page of its own;
+the docstrings' Sphinx roles read as plain names.
 
 Both live at the top of the repository (where GitHub shows them), outside ``docs/``. Their links
 to ``docs/x.md`` are rewritten to ``x.md``, and the other repository files they link to (the
 examples) are published beside them, so that, like every link on the site, they are checked by
 the strict build: a link to a file that does not exist still fails it.
+
+Docstrings cite other objects with Sphinx roles (``:class:`Response```, ``:meth:`~x.Stack.run```),
+which mkdocstrings leaves as text; the API reference shows the name alone, as code.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from mkdocs.structure.files import File, Files
 _ROOT = Path(__file__).resolve().parents[1]
 _PAGES = {"README.md": "index.md", "CHANGELOG.md": "changelog.md"}
 _LINK = re.compile(r"\]\((?!https?://|#)([^)\s]+)\)")
+_ROLE = re.compile(r":(?:class|meth|func|attr|exc|mod|data|obj):<code>(~?)([^<]*)</code>")
 
 
 def _rewrite(match: re.Match[str]) -> str:
@@ -41,3 +46,12 @@ def on_files(files: Files, config: Any) -> Files:
             if target.is_file() and ".." not in Path(path).parts:
                 files.append(File.generated(config, path, abs_src_path=str(target)))
     return files
+
+
+def _plain_name(match: re.Match[str]) -> str:
+    tilde, name = match.groups()
+    return f"<code>{name.rsplit('.', 1)[-1] if tilde else name}</code>"
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Files) -> str:
+    return _ROLE.sub(_plain_name, html)

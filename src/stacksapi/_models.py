@@ -188,6 +188,15 @@ def _from_plain_hook(type_: type, obj: Any) -> Any:
     return decode_hook(type_, obj)
 
 
+def _lists(value: Any) -> Any:
+    """``to_builtins`` keeps a model's tuples as tuples; plain data has lists (YAML, equality)."""
+    if isinstance(value, dict):
+        return {key: _lists(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_lists(item) for item in value]
+    return value
+
+
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 
 
@@ -207,7 +216,7 @@ class _Model(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False, gc=
         is masked unless ``reveal_secrets`` (then the data holds the token: keep it private).
         """
         hook = encode_hook if reveal_secrets else _plain_hook
-        data: dict[str, Any] = msgspec.to_builtins(self, enc_hook=hook)
+        data: dict[str, Any] = _lists(msgspec.to_builtins(self, enc_hook=hook))
         return data
 
     @classmethod

@@ -7,8 +7,11 @@ from collections.abc import Iterator
 
 import httpx2
 import pytest
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from stacksapi.emulator import Emulator, EmulatorServer
+
+from .browser import chrome
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -16,6 +19,16 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def driver() -> Iterator[WebDriver]:
+    """A headless Chromium at 1280x800, closed after the test."""
+    browser = chrome()
+    try:
+        yield browser
+    finally:
+        browser.quit()
 
 
 @pytest.fixture

@@ -19,18 +19,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from stacksapi.emulator import Emulator, EmulatorServer, sample_jobs
 
-from .browser import Served, chrome, emulator_serve, stop, wait_for
+from .browser import Served, emulator_serve, stop, wait_for
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-def driver() -> Iterator[WebDriver]:
-    browser = chrome()
-    try:
-        yield browser
-    finally:
-        browser.quit()
 
 
 @pytest.fixture

@@ -159,3 +159,15 @@ def test_server_urls_on_a_wildcard_host_point_at_loopback(host: str) -> None:
         assert server.host == host
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(("host", "shown"), [("0.0.0.0", "0.0.0.0"), ("::", "[::]")])
+def test_the_banner_names_the_wildcard_it_is_bound_to_readably(host: str, shown: str) -> None:
+    from stacksapi.emulator import EmulatorServer
+
+    try:  # is there an IPv6 stack here at all?
+        EmulatorServer(host=host).start().stop()
+    except OSError:
+        pytest.skip(f"cannot bind {host} here")
+    with _serving("--host", host) as lines:
+        assert lines[0].endswith(f"(bound to {shown}: every interface)"), lines[0]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import httpx2
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stacksapi.emulator import Emulator, EmulatorServer, ManualClock
@@ -60,8 +60,15 @@ def target() -> Iterator[Target]:
 
 
 def check(response: httpx2.Response) -> None:
-    """The promise: never a 5xx; every error is JSON with a message."""
+    """The promise: never a 5xx; every error of the API and the admin API is JSON with a message.
+
+    A path whose dot segments leave them (``/v3/./..`` is ``/``) reaches the dashboard, whose
+    pages are HTML by design: it is held to the first promise only.
+    """
     assert response.status_code < 500, (response.request.url, response.text[:500])
+    if response.request.url.path == "/":
+        assert response.status_code == 401  # the login page: nothing without the cookie
+        return
     if response.status_code >= 400:
         assert response.headers["content-type"].startswith("application/json"), response.text
         message = response.json()["message"]
@@ -130,6 +137,8 @@ _TEMPLATES = [
     uuid=path_segment(),
     query=st.dictionaries(st.sampled_from(["queue_key", "limit", "after", "x"]), ODD_TEXT),
 )
+# '/v3/./..' is '/': the dashboard's login page (HTML by design), not an API route. Found by CI.
+@example(template=("GET", "{key}/{uuid}"), key=".", uuid="..", query={})
 def test_stacks_api_paths_and_queries(
     target: Target, template: tuple[str, str], key: str, uuid: str, query: dict[str, str]
 ) -> None:

@@ -110,7 +110,8 @@ def serve(  # noqa: PLR0917 - click passes options by name
     def on_ready(info: ServeInfo) -> None:
         em = info.emulator
         queue_lines = ", ".join(f"{q.key} ({q.scheduled_jobs} jobs)" for q in em.list_queues())
-        everywhere = f" (bound to {host}: every interface)" if host in _WILDCARDS else ""
+        bound = f"[{host}]" if ":" in host else host  # '::' reads as an address, not as ':::'
+        everywhere = f" (bound to {bound}: every interface)" if host in _WILDCARDS else ""
         click.echo(f"stacksapi emulator listening on {info.base_url}{everywhere}")
         click.echo(f"  dashboard: {info.dashboard_login_url} (logs in once)")
         click.echo(f"  queues: {queue_lines}")

@@ -8,12 +8,16 @@ package. See ``docs/kubernetes.md``.
 
 from __future__ import annotations
 
-try:
-    import lightkube as _lightkube  # noqa: F401  (a clear message when the extra is missing)
-except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        "stacksapi.kubernetes needs the 'kubernetes' extra: pip install 'stacksapi[kubernetes]'"
-    ) from exc
+from stacksapi._extras import missing_extra
+
+try:  # the extra's modules first, so a missing one is one clear line, not a deep traceback
+    import lightkube as _lightkube  # noqa: F401
+    import yaml as _yaml  # noqa: F401
+except ModuleNotFoundError as exc:
+    _error = missing_extra(exc, "stacksapi.kubernetes", ("kubernetes",))
+    if _error is None:
+        raise
+    raise _error from None
 
 from ._compat import split_controller_config
 from ._config import DEFAULT_AGENT_IMAGE, KubernetesConfig

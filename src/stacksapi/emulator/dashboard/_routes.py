@@ -30,7 +30,7 @@ from stacksapi.emulator._reply import EmulatorError
 from stacksapi.emulator._state import Emulator
 
 from ._actions import ACTIONS, MAX_FORM_BYTES, Action, ActionContext, parse_form
-from ._auth import LOGIN_PARAM, DashboardAuth, Session, same_origin
+from ._auth import LOGIN_PARAM, DashboardAuth, Session, own_origin, same_origin
 from ._live import event_stream
 from ._render import render
 from ._snapshot import CANCELLABLE, STATE_ORDER, JobFilter, take_snapshot
@@ -52,6 +52,8 @@ _HEADERS = {
 }
 _STATIC = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
 _FRAGMENTS = ("queues", "jobs", "stacks", "status", "controls")
+SHORT_ID_MIN = 4
+"""The fewest characters of a uuid that open a job page (a longer prefix must be unique)."""
 
 
 def _page(html: str, status: int = 200) -> HTMLResponse:
@@ -119,6 +121,7 @@ class Dashboard:
     # --- pages -----------------------------------------------------------------------------------
 
     async def index(self, request: Request) -> Response:
+        """``/``: redeems a ``?login=`` code, else the page for a session, else the login form."""
         code = request.query_params.get(LOGIN_PARAM)
         if code is not None:
             session_id = self.auth.redeem(code)
@@ -148,6 +151,7 @@ class Dashboard:
         return _page(html)
 
     async def job_page(self, request: Request) -> Response:
+        """A job's timeline, the stack's notifications and the agent's log (live by its stream)."""
         session = self.auth.session(request)
         if session is None:
             return self._login_page()
@@ -155,10 +159,25 @@ class Dashboard:
         try:
             fragments = self._job_fragments(job_id, session)
         except EmulatorError as exc:
-            return _page(render("missing.html", message=exc.message), exc.status)
+            matches = self._jobs_starting_with(job_id)
+            if len(matches) == 1:
+                return RedirectResponse(f"/dashboard/jobs/{matches[0]}", 303, headers=_HEADERS)
+            message = exc.message
+            if matches:
+                shown = ", ".join(m[:13] + "…" for m in matches[:5])
+                message = f"{len(matches)} jobs start with {job_id!r} ({shown}): give more of it"
+            return _page(render("missing.html", message=message), exc.status)
         return _page(render("job.html", job_id=job_id, fragments=fragments, csrf=session.csrf))
 
+    def _jobs_starting_with(self, prefix: str) -> list[str]:
+        """Jobs whose uuid starts with ``prefix`` (4 characters at least), like git's short ids."""
+        if len(prefix) < SHORT_ID_MIN:
+            return []
+        with self.emulator.lock:
+            return [job_id for job_id in self.emulator.jobs if job_id.startswith(prefix.lower())]
+
     async def static(self, request: Request) -> Response:
+        """The stylesheet and the script shipped in the package (no other file is served)."""
         name = request.path_params["name"]
         media_type = _STATIC.get(name)
         if media_type is None:
@@ -170,6 +189,7 @@ class Dashboard:
     # --- login -----------------------------------------------------------------------------------
 
     async def login(self, request: Request) -> Response:
+        """The login form: the admin token starts a session (from this origin only)."""
         try:
             form = parse_form(await read_body(request, MAX_FORM_BYTES))
         except EmulatorError as exc:
@@ -183,17 +203,40 @@ class Dashboard:
         self.auth.set_cookie(response, request, session_id)
         return response
 
-    async def logout(self, request: Request) -> Response:
-        try:
-            form = parse_form(await read_body(request, MAX_FORM_BYTES))
-        except EmulatorError as exc:
-            return JSONResponse({"message": exc.message}, status_code=exc.status)
+    async def _guarded_form(self, request: Request) -> dict[str, str]:
+        """The form of a state-changing request that may act; else ``EmulatorError``: 400/413
+        for a bad body, 401 without a session, 403 from another origin or without the token."""
+        form = parse_form(await read_body(request, MAX_FORM_BYTES))
         refused = self.auth.refuse_post(request, form)
         if refused is not None:
-            return JSONResponse({"message": refused}, status_code=403)
+            status = 401 if self.auth.session(request) is None else 403
+            log.warning("dashboard refused %s %s: %s", request.method, request.url.path, refused)
+            raise EmulatorError(status, refused)
+        return form
+
+    async def logout(self, request: Request) -> Response:
+        """Ends the session; guarded like an action, so another page cannot log a visitor out."""
+        try:
+            await self._guarded_form(request)
+        except EmulatorError as exc:
+            return JSONResponse({"message": exc.message}, status_code=exc.status)
         response = RedirectResponse("/", status_code=303, headers=_HEADERS)
         self.auth.logout(request, response)
         return response
+
+    async def login_link(self, request: Request) -> Response:
+        """A new one-time login, for another browser or a phone; guarded like an action.
+
+        Without it, a person whose printed link was used would have to restart ``serve`` with
+        ``--show-admin-token`` (losing the emulator's state) to log in a second browser.
+        """
+        try:
+            await self._guarded_form(request)
+        except EmulatorError as exc:
+            return JSONResponse({"message": exc.message}, status_code=exc.status)
+        link = own_origin(request) + self.login_path()
+        message = f"Open this in another browser or on a phone (it logs in once): {link}"
+        return JSONResponse({"message": message, "link": link}, headers=_HEADERS)
 
     # --- actions ---------------------------------------------------------------------------------
 
@@ -201,19 +244,11 @@ class Dashboard:
         async def handler(request: Request) -> Response:
             wants_json = "application/json" in request.headers.get("accept", "")
             try:
-                form = parse_form(await read_body(request, MAX_FORM_BYTES))
-                refused = self.auth.refuse_post(request, form)
-                if refused is not None:
-                    status = 401 if self.auth.session(request) is None else 403
-                    raise EmulatorError(status, refused)
+                form = await self._guarded_form(request)
                 message = action(
                     ActionContext(self.emulator, self.faults, form, request.path_params)
                 )
             except EmulatorError as exc:
-                if exc.status in (401, 403):
-                    log.warning(
-                        "dashboard refused %s %s: %s", request.method, request.url.path, exc.message
-                    )
                 return JSONResponse({"message": exc.message}, status_code=exc.status)
             if wants_json:
                 return JSONResponse({"message": message})
@@ -234,11 +269,13 @@ class Dashboard:
         )
 
     async def events(self, request: Request) -> Response:
+        """The main page's stream: its fragments for the filter in the query string."""
         wanted = JobFilter.from_query(dict(request.query_params))
         session = self.auth.session(request)
         return self._stream(request, lambda: self._fragments(wanted, session))
 
     async def job_events(self, request: Request) -> Response:
+        """A job page's stream: the job's fragment as it moves."""
         job_id = request.path_params["job_id"]
         session = self.auth.session(request)
         return self._stream(request, lambda: self._job_fragments(job_id, session))
@@ -251,6 +288,7 @@ class Dashboard:
             Route("/", self.index, methods=["GET"]),
             Route("/dashboard/login", self.login, methods=["POST"]),
             Route("/dashboard/logout", self.logout, methods=["POST"]),
+            Route("/dashboard/login-link", self.login_link, methods=["POST"]),
             Route("/dashboard/events", self.events, methods=["GET"]),
             Route("/dashboard/jobs/{job_id}", self.job_page, methods=["GET"]),
             Route("/dashboard/jobs/{job_id}/events", self.job_events, methods=["GET"]),

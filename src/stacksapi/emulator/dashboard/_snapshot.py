@@ -71,6 +71,7 @@ class JobFilter:
         return cls(text("state"), text("pipeline"), text("stack"), text("queue"), page)
 
     def matches(self, job: JobRecord) -> bool:
+        """Whether ``job`` passes every filter that is set."""
         return (
             (not self.state or job.state == self.state)
             and (not self.queue or job.queue == self.queue)
@@ -86,6 +87,7 @@ class JobFilter:
 
     @property
     def active(self) -> bool:
+        """Whether any filter is set (the page then says "matching, of N")."""
         return bool(self.state or self.pipeline or self.stack or self.queue)
 
 
@@ -99,11 +101,14 @@ class Budget:
 
     @property
     def percent_left(self) -> int:
+        """What is left of the window, 0..100 (the meter's value)."""
         return max(0, round(100 * (self.limit - self.used) / self.limit))
 
 
 @dataclass(frozen=True, slots=True)
 class QueueView:
+    """A queue's card: jobs by state (in ``STATE_ORDER``), and each polling stack's budgets."""
+
     key: str
     paused: bool
     connected: bool
@@ -115,6 +120,8 @@ class QueueView:
 
 @dataclass(frozen=True, slots=True)
 class StackView:
+    """A row of the stacks table; ``held`` is jobs reserved now, ``limited`` its 429s."""
+
     key: str
     type: str
     queue: str
@@ -127,6 +134,8 @@ class StackView:
 
 @dataclass(frozen=True, slots=True)
 class JobRow:
+    """A row of the jobs table, copied out under the lock (no live record leaves it)."""
+
     id: str
     queue: str
     state: str
@@ -143,6 +152,8 @@ class JobRow:
 
 @dataclass(frozen=True, slots=True)
 class JobsPage:
+    """One page of the filtered jobs, newest first, and how many match in all."""
+
     rows: tuple[JobRow, ...]
     matching: int
     page: int
@@ -152,6 +163,8 @@ class JobsPage:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
+    """Everything one render of the dashboard shows, taken in one pass under the lock."""
+
     now: float
     total_jobs: int
     queues: tuple[QueueView, ...]

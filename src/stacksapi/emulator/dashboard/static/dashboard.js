@@ -56,13 +56,29 @@
     }));
   }
 
-  function say(message, bad) {
+  // The answer to an action, for six seconds; one that carries a link stays until clicked away,
+  // so that it can be copied.
+  function say(message, bad, link) {
     if (!flash) return;
-    flash.textContent = message;
+    flash.textContent = link ? message.replace(link, "") : message;
+    if (link) {
+      const anchor = document.createElement("a");
+      anchor.href = link;
+      anchor.textContent = link;
+      anchor.target = "_blank";
+      anchor.rel = "noopener";
+      flash.appendChild(anchor);
+    }
     flash.className = "flash " + (bad ? "bad" : "ok");
     flash.hidden = false;
     clearTimeout(flashTimer);
-    flashTimer = setTimeout(function () { flash.hidden = true; }, 6000);
+    if (!link) flashTimer = setTimeout(function () { flash.hidden = true; }, 6000);
+  }
+
+  if (flash) {
+    flash.addEventListener("click", function (event) {
+      if (!event.target.closest("a")) flash.hidden = true;
+    });
   }
 
   function connect(url) {
@@ -167,7 +183,7 @@
       credentials: "same-origin",
     }).then(function (response) {
       return response.json().then(function (body) {
-        say(body.message || response.statusText, !response.ok);
+        say(body.message || response.statusText, !response.ok, response.ok ? body.link : null);
         if (response.status === 401) window.location.assign("/");
       });
     }).catch(function (error) {
