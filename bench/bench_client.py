@@ -214,27 +214,37 @@ def run(base_url: str, rounds: int, calls: int, pages: int) -> None:
     )
 
 
+def start_server(
+    preexec_fn: Callable[[], None] | None = None,
+) -> tuple[subprocess.Popen[str], str]:
+    """This file's server in a subprocess, answering; its process and base URL."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve"],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec_fn,  # noqa: PLW1509 - the caller's (CPU affinity), nothing else
+    )
+    assert proc.stdout is not None
+    base_url = f"http://127.0.0.1:{int(proc.stdout.readline())}/v3/"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            httpx2.get(base_url + "stacks/s/jobs/j-1").raise_for_status()
+            return proc, base_url
+        except httpx2.HTTPError:
+            if time.monotonic() > deadline:
+                proc.terminate()
+                raise
+            time.sleep(0.05)
+
+
 def main() -> None:
     if "--serve" in sys.argv:
         serve()
         return
     quick = "--quick" in sys.argv
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
-    )
+    proc, base_url = start_server()
     try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
-        base_url = f"http://127.0.0.1:{port}/v3/"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                httpx2.get(base_url + "stacks/s/jobs/j-1").raise_for_status()
-                break
-            except httpx2.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
         if quick:
             run(base_url, rounds=3, calls=200, pages=10)
         else:

@@ -24,9 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx2
-
 from stacksapi import AsyncClient, Client
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_client import start_server
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "bkct_benchmark0000000000"
@@ -123,24 +124,8 @@ def main() -> None:
     args = parser.parse_args()
     rounds, calls, pages = (3, 500, 10) if args.quick else (7, 3000, 60)
 
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "bench_client.py"), "--serve"],
-        stdout=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: _pin(SERVER_CORE),  # noqa: PLW1509 - sets CPU affinity only
-    )
+    server, base_url = start_server(preexec_fn=lambda: _pin(SERVER_CORE))
     try:
-        assert server.stdout is not None
-        base_url = f"http://127.0.0.1:{int(server.stdout.readline())}/v3/"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                httpx2.get(base_url + "stacks/s/jobs/j-1").raise_for_status()
-                break
-            except httpx2.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
         _pin(CLIENT_CORE)
         print(f"server {base_url} on core {SERVER_CORE}; clients on core {CLIENT_CORE}")
         print(f"rounds={rounds} calls/round={calls} pages/round={pages}\n")
