@@ -26,6 +26,7 @@ from ._dispatcher import AgentExit, Dispatcher
 from ._events import EventCallback, EventKind, StackEvent
 from ._metrics import StackMetrics
 from ._planning import NotificationBatcher, chunks, crop_detail, redact_tokens, renewals_due
+from ._records import JobMemory
 
 __all__ = [
     "MAX_BACKOFF",
@@ -98,7 +99,7 @@ class InFlight:
     _flights: dict[str, Flight]
     _verify: set[str]
     _notes: NotificationBatcher
-    _finished: set[str]
+    _finished: JobMemory
     _wake_poll: asyncio.Event | None
     _wake_watch: asyncio.Event | None
 
@@ -157,13 +158,19 @@ class InFlight:
         flight = self._flights.get(uuid)
         if flight is None:
             return
+        if flight.ended is not None and not flight.started and state in _AGENT_OWNED:
+            self._race_lost(uuid, state)  # ours failed, yet an agent holds the job
+            self._release(uuid)
+            return
         if state in _AGENT_OWNED and not flight.started:
             flight.started, flight.expires_at = True, None
             self._emit(EventKind.STARTED, uuid, f"agent took the job ({state})")
+            self._agent_took(uuid)
         if flight.ended is not None:
             if state in _HELD and not flight.started:
                 detail = failure_detail(flight.ended)
-                await self._finish(uuid, detail)
+                await self._start_failed(uuid, detail, detail)
+                return
             self._release(uuid)
             return
         if flight.started:
@@ -180,6 +187,16 @@ class InFlight:
         ) and flight.expires_at is None:
             self._emit(EventKind.LOST, uuid, f"reservation lost (state {state})")
             await self._cancel_work(uuid, f"the reservation was lost (state {state})")
+
+    # Hooks the stack implements (the breaker and the shared-key watch live there).
+    async def _start_failed(self, uuid: str, error: str, detail: str) -> None:
+        raise NotImplementedError
+
+    def _agent_took(self, uuid: str) -> None:
+        raise NotImplementedError
+
+    def _race_lost(self, uuid: str, state: str | None) -> None:
+        raise NotImplementedError
 
     async def _cancel_work(self, uuid: str, reason: str) -> None:
         flight = self._flights.get(uuid)

@@ -25,6 +25,7 @@ from stacksapi._errors import AuthenticationError, StacksAPIError
 from stacksapi._models import ScheduledJob, Secret
 
 from ._api import AsyncStacksClient, LimitedAPI, is_permanent
+from ._breaker import Breaker, Verdict
 from ._config import StackConfig
 from ._dispatcher import AgentExit, Dispatcher, DispatchError, DispatchRequest
 from ._events import EventCallback, EventKind
@@ -45,9 +46,12 @@ from ._planning import (
     chunks,
     redact_tokens,
     select_candidates,
-    start_order,
 )
 from ._ratelimit import RateLimiter
+from ._records import JobMemory
+from ._registration import Registration, forgotten
+from ._sharedkey import SharedKeyWatch
+from ._spreading import Spreading
 
 __all__ = ["Stack", "StackExit"]
 
@@ -84,8 +88,19 @@ class Stack(InFlight):
         self._verify: set[str] = set()
         self._awaiting_token: set[str] = set()  # held; token request failed on a transient error
         self._notes = NotificationBatcher()
-        self._filtered_seen: set[str] = set()
-        self._finished: set[str] = set()
+        self._filtered_seen = JobMemory(config.job_memory)
+        self._finished = JobMemory(config.job_memory)
+        self._registration = Registration(
+            self._api,
+            config,
+            self.metrics,
+            self._emit,
+            log=self._log,
+            stopping=lambda: self._stop_requested,
+        )
+        self._shared_key = SharedKeyWatch(config.key, self.metrics, self._log, clock)
+        self._breaker = Breaker(config.breaker_threshold, config.breaker_backoff_seconds)
+        self._spreading = Spreading()
         self._tasks: set[asyncio.Task[None]] = set()
         self._cursor: str | None = None
         self._paused = False
@@ -108,6 +123,17 @@ class Stack(InFlight):
     def paused(self) -> bool:
         """Whether the last poll saw ``dispatch_paused``."""
         return self._paused
+
+    @property
+    def breaker_open(self) -> bool:
+        """Whether the breaker is open: the same failure across consecutive jobs stopped the
+        stack taking jobs until a probe dispatch works (see ``docs/stack.md``)."""
+        return self._breaker.is_open
+
+    @property
+    def job_records(self) -> Mapping[str, int]:
+        """How many jobs each bounded record remembers (``finished``, ``filtered``)."""
+        return {"finished": len(self._finished), "filtered": len(self._filtered_seen)}
 
     def request_stop(self) -> None:
         """Stop taking jobs and shut down gracefully. A second call skips the grace period.
@@ -139,7 +165,7 @@ class Stack(InFlight):
         if self._stop_requested:
             self._stop.set()
         try:
-            await self._register()
+            await self._registration.register()
         except Fatal as fatal:
             self._emit(EventKind.STOPPED, message=fatal.reason, reason=fatal.reason, ok=False)
             return StackExit(fatal.reason, fatal.cause)
@@ -224,20 +250,6 @@ class Stack(InFlight):
             for sig in installed:
                 loop.remove_signal_handler(sig)
 
-    async def _register(self) -> None:
-        cfg, attempt = self.config, 0
-        while True:
-            try:
-                await self._api.register(cfg.queue_key, cfg.type, cfg.metadata)
-            except StacksAPIError as exc:
-                if is_permanent(exc) or attempt >= 2 or self._stop_requested:
-                    raise Fatal(f"cannot register stack {cfg.key!r}: {exc}", exc) from exc
-                attempt += 1
-                await asyncio.sleep(min(MAX_BACKOFF, 0.5 * 2**attempt))
-                continue
-            self._emit(EventKind.REGISTERED, message=f"registered stack {cfg.key!r}")
-            return
-
     async def _shutdown(self, loops: list[asyncio.Task[None]], *, graceful: bool) -> None:
         self._stop_requested = True
         self._emit(EventKind.STOPPING, message="stopping: no new jobs")
@@ -283,7 +295,12 @@ class Stack(InFlight):
             try:
                 again, next_runnable = await self._poll_once()
                 failures = 0
+                self._registration.healthy()
             except StacksAPIError as exc:
+                if forgotten(exc) and not self._stop_requested:
+                    self._shared_key.sign("the server forgot the stack while it ran")
+                    await self._registration.recover(exc)
+                    continue
                 if is_permanent(exc):
                     raise Fatal(f"polling failed permanently: {exc}", exc) from exc
                 failures += 1
@@ -337,9 +354,12 @@ class Stack(InFlight):
         # behind a wall of unservable ones are reached; otherwise start from the top again.
         self._cursor = cursor if more and not eligible else None
         await self._retry_tokens()
-        if free <= 0:
+        self.metrics.set_job_records("finished", len(self._finished))
+        self.metrics.set_job_records("filtered", len(self._filtered_seen))
+        take = self._breaker.capacity(free, self._clock()) if eligible else 0
+        if take <= 0:
             return False, None
-        chosen = sorted(eligible.values(), key=start_order)[:free]
+        chosen = self._spreading.choose(list(eligible.values()), take)
         await self._reserve_and_dispatch(chosen)
         wait = None
         if next_runnable is not None:
@@ -357,8 +377,6 @@ class Stack(InFlight):
         for job, rules in filtered:
             if job.id in self._filtered_seen:
                 continue
-            if len(self._filtered_seen) > 100_000:
-                self._filtered_seen.clear()
             self._filtered_seen.add(job.id)
             self.metrics.inc("jobs_filtered")
             self._emit(EventKind.FILTERED, job.id, f"not served here: {', '.join(rules)}",
@@ -372,6 +390,7 @@ class Stack(InFlight):
             expires = self._clock() + cfg.reservation_expiry_seconds
             self.metrics.inc("jobs_reserved", len(res.reserved))
             self.metrics.inc("jobs_not_reserved", len(res.not_reserved))
+            self._spreading.observe(len(batch), len(res.not_reserved))
             for uuid in res.not_reserved:
                 self._emit(EventKind.NOT_RESERVED, uuid, "not reserved (taken or gone)")
             reserved = [u for u in res.reserved if u in by_id and u not in self._flights]
@@ -437,12 +456,15 @@ class Stack(InFlight):
         try:
             await self.dispatcher.dispatch(request)
         except DispatchError as exc:
+            error = str(exc)
             detail = redact_tokens(f"The stack could not start an agent for this job: {exc}")
         except Exception as exc:
-            detail = redact_tokens(f"The stack's dispatcher failed: {type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            detail = redact_tokens(f"The stack's dispatcher failed: {error}")
             trace = redact_tokens("".join(traceback.format_exception(exc)))
             self._log.error("job %s: dispatcher raised:\n%s", uuid, trace, extra={"job_uuid": uuid})
         else:
+            self._breaker.success(started=False)
             self.metrics.inc("jobs_dispatched")
             wait = (dt.datetime.now(dt.UTC) - aware(job.scheduled_at)).total_seconds()
             self.metrics.observe_dispatch_wait(wait)
@@ -451,5 +473,60 @@ class Stack(InFlight):
             return
         self.metrics.inc("dispatch_failures")
         self._emit(EventKind.DISPATCH_FAILED, uuid, detail)
-        await self._finish(uuid, detail)
-        self._release(uuid)
+        await self._start_failed(uuid, redact_tokens(error), detail)
+
+    # --- failures to start: the job's, or the infrastructure's ------------------------------
+
+    async def _start_failed(self, uuid: str, error: str, detail: str) -> None:
+        """A job failed to start: finish it, or, when the breaker says the failure is about the
+        infrastructure, hand it back unfailed (and everything else not yet launched)."""
+        verdict = self._breaker.failure(uuid, error, self._clock())
+        if verdict is Verdict.JOB:
+            await self._finish(uuid, detail)
+            self._release(uuid)
+            return
+        if verdict is Verdict.TRIPPED:
+            retry_in = max(0.0, self._breaker.retry_at - self._clock())
+            self.metrics.inc("breaker_trips")
+            self.metrics.set_breaker_open(True)
+            self._log.warning(
+                "stack %s: breaker open: the same failure on consecutive jobs (%s); taking no "
+                "jobs, handing back what is held, probing again in %.0f s", self.config.key,
+                self._breaker.reason, retry_in, extra={"event": "breaker_open"},
+            )  # fmt: skip
+            self._emit(EventKind.BREAKER_OPEN, message=f"breaker open: {self._breaker.reason}",
+                       reason=self._breaker.reason, retry_in=retry_in)  # fmt: skip
+        waiting = [u for u, f in self._flights.items() if not f.dispatched and not f.cancelled]
+        await self._hand_back([uuid, *(u for u in waiting if u != uuid)], error)
+
+    async def _hand_back(self, uuids: list[str], why: str) -> None:
+        """Let jobs go unfailed: their reservations are cut to one second (the API has no
+        "release"), so they list again at once for any stack."""
+        for batch in chunks(uuids):
+            try:
+                await self._api.reserve(batch, 1)
+            except StacksAPIError as exc:  # they return at their reservation's expiry instead
+                self._log.debug("handing back %d jobs: %s", len(batch), exc)
+        for uuid in uuids:
+            if uuid not in self._flights:
+                continue
+            self.metrics.inc("jobs_handed_back")
+            self._emit(EventKind.HANDED_BACK, uuid, f"handed back unfailed: {why}")
+            self._note(uuid, f"Stack {self.config.key} handed the job back: {why}")
+            self._awaiting_token.discard(uuid)
+            self._release(uuid)
+
+    def _agent_took(self, uuid: str) -> None:
+        """An agent took a job this stack launched: the launch path works."""
+        if self._breaker.success(started=True):
+            self.metrics.set_breaker_open(False)
+            self._log.warning("stack %s: breaker closed: an agent took job %s; taking jobs again",
+                              self.config.key, uuid, extra={"event": "breaker_closed"})  # fmt: skip
+            self._emit(EventKind.BREAKER_CLOSED, uuid, "breaker closed: taking jobs again")
+
+    def _race_lost(self, uuid: str, state: str | None) -> None:
+        """Our agent failed, and another agent holds the job: it lost the acquire race."""
+        self.metrics.inc("acquire_races_lost")
+        self._emit(EventKind.ACQUIRE_LOST, uuid,
+                   f"another agent took the job first ({state}); not a failure")  # fmt: skip
+        self._shared_key.sign(f"an agent lost the acquire race for job {uuid}")
