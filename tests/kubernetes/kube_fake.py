@@ -8,6 +8,7 @@ played in-process: the Job controller (a Job gets a pod from its template; Job c
 the pod) and the garbage collector (deleting an owner deletes what it owns: pods, Secrets).
 A pluggable *kubelet* (a function run in a thread for each new pod) decides what the pod does.
 Faults can be injected per method and kind. Bearer-token auth, like a real cluster.
+``SelfSubjectAccessReview`` answers "allowed" except for the (verb, resource) pairs in ``denied``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ Kubelet = Callable[["FakeKube", str, Obj], None]
 
 _GROUPS = {"jobs": ("batch/v1", "Job"), "pods": ("v1", "Pod"), "secrets": ("v1", "Secret"),
            "events": ("v1", "Event")}  # fmt: skip
+
+
+_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 
 
 def now_iso() -> str:
@@ -114,6 +118,7 @@ class FakeKube:
         self._rv = itertools.count(1000)
         self.requests: list[tuple[str, str]] = []
         self.faults: list[list[Any]] = []  # [method, plural, status, times]
+        self.denied: set[tuple[str, str]] = set()  # (verb, resource) the account may not do
         self.kubelet: Kubelet | None = None
         self.closing = False
         self.generation = 0
@@ -308,6 +313,8 @@ class FakeKube:
         self.requests.append((request.method, f"{path}?{request.url.query}"))
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return status(401, "Unauthorized", "Unauthorized")
+        if request.method == "POST" and path.endswith(_ACCESS_REVIEWS):
+            return self._access_review(await request.json())
         route = self._route(path)
         if route is None:
             return status(404, "NotFound", f"the server could not find {path}")
@@ -342,6 +349,14 @@ class FakeKube:
                     return self._missing(plural, name)
                 return JSONResponse(self.store(plural, ns, merge_patch(obj, await request.json())))
         return status(405, "MethodNotAllowed", "method not allowed")
+
+    def _access_review(self, review: Obj) -> JSONResponse:
+        """``kubectl auth can-i``: allowed unless (verb, resource) is in ``denied``."""
+        attrs = review.get("spec", {}).get("resourceAttributes") or {}
+        allowed = (attrs.get("verb"), attrs.get("resource")) not in self.denied
+        reason = "allowed by the test's Role" if allowed else "denied by the test"
+        review["status"] = {"allowed": allowed, "reason": reason}
+        return JSONResponse(review, status_code=201)
 
     @staticmethod
     def _missing(plural: str, name: str) -> JSONResponse:

@@ -21,7 +21,7 @@ async def test_records_of_finished_and_filtered_jobs_stay_within_their_bound(
 ) -> None:
     em = stacks_emulator.emulator
     failing = em.create_jobs(150)
-    filtered = em.create_jobs(150, agent_query_rules=["os=windows"])
+    em.create_jobs(150, agent_query_rules=["os=windows"])
     cfg = config(max_in_flight=50, job_memory=100, page_size=500, breaker_threshold=0)
     run = start(async_stacks_client, cfg, sim(stacks_emulator, fail=set(failing)))
     await run.until(lambda: all(state(stacks_emulator, j) == "finished" for j in failing), 60)

@@ -33,7 +33,8 @@ async def test_a_stack_the_server_forgot_registers_again_and_keeps_its_work(
     later = em.create_job()
     await run.until(lambda: state(stacks_emulator, later) == "finished")
     assert [s.key for s in em.list_stacks()] == ["test-stack"]  # registered again
-    assert run.task is not None and not run.task.done()
+    assert run.task is not None
+    assert not run.task.done()
     dispatcher.release(held)  # the work held across the gap is still watched and ends
     await run.until(lambda: held not in run.stack.in_flight)
     result = await run.stop()

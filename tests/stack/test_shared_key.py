@@ -57,7 +57,8 @@ async def test_a_replica_stopping_does_not_stop_another_with_the_same_key(
     assert (await runs[0].stop()).ok  # a rolling update: this replica deregisters the key
     rest = em.create_jobs(20)
     await runs[1].until(lambda: all(state(stacks_emulator, j) == "finished" for j in rest), 30)
-    assert runs[1].task is not None and not runs[1].task.done()
+    assert runs[1].task is not None
+    assert not runs[1].task.done()
     assert (await runs[1].stop()).ok
     assert all(accepted_count(stacks_emulator, j) == 1 for j in first + rest)
     assert runs[1].stack.metrics.counts["stack_reregistered"] >= 1

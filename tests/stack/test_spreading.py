@@ -22,7 +22,9 @@ async def test_stacks_sharing_a_queue_rarely_lose_reserve_attempts(
     em = stacks_emulator.emulator
     jobs = em.create_jobs(600)
     runs = [
-        start(async_stacks_client, config(key=f"spread-{i}", max_in_flight=10), sim(stacks_emulator))
+        start(
+            async_stacks_client, config(key=f"spread-{i}", max_in_flight=10), sim(stacks_emulator)
+        )
         for i in range(6)
     ]
     await runs[0].until(lambda: all(state(stacks_emulator, j) == "finished" for j in jobs), 120)

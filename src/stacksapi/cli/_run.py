@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import os
 import shlex
+import sys
 from typing import Any
 
 import click
@@ -58,7 +59,10 @@ def _event_printer(verbose: bool) -> Any:
     "--agent-command", default=None, metavar="CMD",
     help="Override subprocess.command, e.g. 'buildkite-agent start --acquire-job {job_uuid}'.",
 )  # fmt: skip
-@click.option("--check", is_flag=True, help="Validate the configuration, print it, and exit.")
+@click.option(
+    "--check", is_flag=True,
+    help="Validate the configuration, print it, try the dispatcher (exit 1 if it fails), exit.",
+)  # fmt: skip
 @click.option("--all-events", is_flag=True, help="Also print polls and renewals.")
 @click.option(
     "--log-format", type=click.Choice(["text", "json"]), default=None,
@@ -122,7 +126,11 @@ def run(  # noqa: PLR0917 - click passes options by name
     except (ConfigError, ValueError, TypeError) as exc:
         fail(f"bad configuration: {exc}", code=EXIT_USAGE, secrets=(token,))
     if check:
-        _print_config(config)
+        from ._run_check import run_check
+
+        code = run_check(config, dispatcher, token=token)
+        if code:
+            sys.exit(code)
         return
     token = require_token(token)
     from stacksapi._errors import RequestValidationError
@@ -147,24 +155,3 @@ def run(  # noqa: PLR0917 - click passes options by name
         fail(
             f"the stack stopped: {result.reason}" + (f". {hint}" if hint else ""), secrets=(token,)
         )
-
-
-def _print_config(config: Any) -> None:
-    import dataclasses
-
-    from ._render import emit_kv
-
-    flat: dict[str, object] = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if f.name == "subprocess":
-            for g in dataclasses.fields(value):
-                sub = getattr(value, g.name)
-                flat[f"subprocess.{g.name}"] = dict(sub) if g.name == "env" else sub
-        else:
-            flat[f"stack.{f.name}"] = dict(value) if f.name in {"metadata", "tags"} else value
-    if "subprocess.env" in flat and isinstance(flat["subprocess.env"], dict):
-        from ._render import mask_env
-
-        flat["subprocess.env"] = mask_env(flat["subprocess.env"], show_secrets=False)
-    emit_kv(flat, title="stack configuration (valid)")

@@ -32,6 +32,7 @@ from lightkube.resources.core_v1 import Pod, Secret
 
 from stacksapi.stack import (
     AgentExit,
+    CheckResult,
     DispatchError,
     DispatchRequest,
     DispatchSink,
@@ -154,6 +155,24 @@ class KubernetesDispatcher:
             field_manager="stacksapi",
             trust_env=False,
         )
+
+    async def check(self) -> list[CheckResult]:
+        """For ``stacksapi run --check``: the API answers and the service account may do what
+        the dispatcher needs (see :mod:`._preflight`). Starts nothing."""
+        from ._preflight import check_kubernetes
+
+        try:
+            client = self._connect()
+        except RuntimeError as exc:
+            return [CheckResult(False, str(exc))]
+        cfg = self.config
+        api = KubeAPI(
+            client, client.namespace, qps=cfg.api_qps, burst=cfg.api_burst, retries=cfg.api_retries
+        )
+        try:
+            return await check_kubernetes(client, api, dict(self.selector))
+        finally:
+            await client.close()
 
     async def start(self, sink: DispatchSink) -> Collection[str]:
         """Connect, list this stack's Jobs (the active ones are returned), start watching."""

@@ -19,6 +19,7 @@ from ._entry import run_stack
 from ._events import EventCallback, EventKind, StackEvent
 from ._logging import JsonLogFormatter
 from ._metrics import StackMetrics
+from ._preflight import CheckableDispatcher, CheckResult, check_dispatcher
 from ._rules import rule_matches, serves_job
 from ._runtime import Stack, StackExit
 from ._subprocess import SubprocessDispatcher
@@ -27,6 +28,8 @@ __all__ = [
     "DEFAULT_AGENT_COMMAND",
     "AgentExit",
     "AsyncStacksClient",
+    "CheckResult",
+    "CheckableDispatcher",
     "ConfigError",
     "DispatchError",
     "DispatchRequest",
@@ -43,6 +46,7 @@ __all__ = [
     "StackMetrics",
     "SubprocessConfig",
     "SubprocessDispatcher",
+    "check_dispatcher",
     "rule_matches",
     "run_stack",
     "serves_job",
