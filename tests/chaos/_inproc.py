@@ -322,9 +322,12 @@ async def finish_failures(seed: int, jobs: int, *, faults: str = DEFAULT_FAULTS)
             world.stop_faults()
             world.jump(11)  # past the reservations the failed finishes left behind
 
+        # The refused jobs fail alike and, once the others are done, one after another: just
+        # what the breaker takes for a broken agent command. This run is about finishing, so
+        # the breaker is off (its own scenario is ``agent_command_broken``).
         report = await run_world(
             world, ids, name=f"finish failures seed={seed}", during=during, agents=agents,
-            drain_limit=20.0,
+            drain_limit=20.0, breaker_threshold=0,
         )  # fmt: skip
         for uuid in refused:
             info = world.emulator.job(uuid)

@@ -38,7 +38,7 @@ async def test_an_agent_that_loses_the_acquire_race_is_not_a_failed_job(
     assert not [f for f in finishes if f is not None and f.by.startswith("stack ")]
     lost = sum(r.stack.metrics.counts["acquire_races_lost"] for r in runs)
     assert lost >= 1  # the twins did race (both dispatched some jobs)
-    assert len(twins[0].dispatched) + len(twins[1].dispatched) == len(jobs) + lost
+    assert len(twins[0].dispatched) + len(twins[1].dispatched) >= len(jobs) + lost
     kinds = [k for r in runs for k in r.kinds()]
     assert kinds.count(EventKind.ACQUIRE_LOST) == lost
     assert EventKind.FINISHED_BY_STACK not in kinds

@@ -10,8 +10,8 @@ consecutive distinct jobs, with no success between, is about the infrastructure:
 - the next ones are suspect (``Verdict.SUSPECT``: hand the job back unfailed);
 - at ``threshold`` the breaker opens (``Verdict.TRIPPED``): the stack takes no jobs, hands back
   what it holds unfailed, and after ``backoff`` seconds lets one probe through
-  (:meth:`Breaker.capacity`). A probe that succeeds closes the breaker; one that fails opens it
-  again for twice as long (at most ``max_backoff``).
+  (:meth:`Breaker.capacity`). A probe whose agent takes its job closes the breaker; one that
+  fails opens it again for twice as long (``Verdict.PROBE_FAILED``, at most ``max_backoff``).
 
 Pure state: the caller passes the time and does the I/O.
 """
@@ -43,7 +43,8 @@ class BreakerState(enum.StrEnum):
 class Verdict(enum.Enum):
     JOB = "job"  # the job's own failure: finish it
     SUSPECT = "suspect"  # looks like the infrastructure: hand the job back unfailed
-    TRIPPED = "tripped"  # the breaker (re)opened with this failure: hand it back unfailed
+    TRIPPED = "tripped"  # the breaker opened with this failure: hand it back unfailed
+    PROBE_FAILED = "probe_failed"  # the probe failed: open again, longer; hand it back unfailed
 
 
 class Breaker:
@@ -74,7 +75,7 @@ class Breaker:
         signature = failure_signature(error)
         if self.state is BreakerState.PROBING:
             self._open(error, now, again=True)
-            return Verdict.TRIPPED
+            return Verdict.PROBE_FAILED
         if self.state is BreakerState.OPEN:
             return Verdict.SUSPECT  # launched before the trip: hand it back too
         if signature != self._signature:

@@ -485,17 +485,21 @@ class Stack(InFlight):
             await self._finish(uuid, detail)
             self._release(uuid)
             return
+        retry_in = max(0.0, self._breaker.retry_at - self._clock())
         if verdict is Verdict.TRIPPED:
-            retry_in = max(0.0, self._breaker.retry_at - self._clock())
             self.metrics.inc("breaker_trips")
             self.metrics.set_breaker_open(True)
             self._log.warning(
                 "stack %s: breaker open: the same failure on consecutive jobs (%s); taking no "
-                "jobs, handing back what is held, probing again in %.0f s", self.config.key,
+                "jobs, handing back what is held, probing again in %.1f s", self.config.key,
                 self._breaker.reason, retry_in, extra={"event": "breaker_open"},
             )  # fmt: skip
             self._emit(EventKind.BREAKER_OPEN, message=f"breaker open: {self._breaker.reason}",
                        reason=self._breaker.reason, retry_in=retry_in)  # fmt: skip
+        elif verdict is Verdict.PROBE_FAILED:
+            self._log.warning("stack %s: breaker still open: the probe failed (%s); next in %.1f s",
+                              self.config.key, error.strip()[:200], retry_in,
+                              extra={"event": "breaker_probe_failed"})  # fmt: skip
         waiting = [u for u, f in self._flights.items() if not f.dispatched and not f.cancelled]
         await self._hand_back([uuid, *(u for u in waiting if u != uuid)], error)
 
