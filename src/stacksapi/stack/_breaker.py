@@ -105,6 +105,12 @@ class Breaker:
             return 1
         return 0
 
+    def probe_missed(self) -> None:
+        """The job let through as a probe was not launched (not reserved, a failed request):
+        let the next poll try another at once."""
+        if self.state is BreakerState.PROBING:
+            self.state, self.retry_at = BreakerState.OPEN, 0.0
+
     def _open(self, error: str, now: float, *, again: bool) -> None:
         if again:
             self._backoff = min(self.max_backoff, self._backoff * 2)

@@ -216,6 +216,8 @@ class Stack(InFlight):
             f"agent ended (exit status {result.exit_status})", exit_status=result.exit_status,
         )  # fmt: skip
         if result.succeeded or flight.started or flight.cancelled:
+            if result.succeeded and not flight.started:
+                self._agent_took(result.job_uuid)  # its agent ran: the launch path works
             self._release(result.job_uuid)
             return
         flight.ended = result  # failed: was the job taken by the agent? a state check decides
@@ -360,7 +362,11 @@ class Stack(InFlight):
         if take <= 0:
             return False, None
         chosen = self._spreading.choose(list(eligible.values()), take)
-        await self._reserve_and_dispatch(chosen)
+        try:
+            await self._reserve_and_dispatch(chosen)
+        finally:
+            if not any(u in self._flights for u in (j.id for j in chosen)):
+                self._breaker.probe_missed()  # (a no-op unless that was a probe)
         wait = None
         if next_runnable is not None:
             wait = (next_runnable - dt.datetime.now(dt.UTC)).total_seconds()
