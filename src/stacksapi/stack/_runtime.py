@@ -55,6 +55,8 @@ from ._spreading import Spreading
 
 __all__ = ["Stack", "StackExit"]
 
+_MIN_PAGE = 100  # jobs per page at least (the runs of unservable jobs are skipped faster)
+
 
 class Stack(InFlight):
     """Runs one stack: ``await stack.run_async()`` in asyncio, or ``stack.run()`` in a script.
@@ -330,8 +332,12 @@ class Stack(InFlight):
         eligible: dict[str, ScheduledJob] = {}  # by uuid: a job can move to a later page
         next_runnable: dt.datetime | None = None
         cursor, more = self._cursor, False
+        # Read no more than this stack could take (or choose among): a stack with little free
+        # capacity on a deep queue would otherwise fetch and parse full pages for a few jobs.
+        want = min(self._spreading.window(free), max(free, cfg.page_size))
+        limit = min(cfg.page_size, max(want, _MIN_PAGE))
         for page_number in range(cfg.max_pages):
-            page = await self._api.list_jobs(cfg.queue_key, cfg.page_size, cursor)
+            page = await self._api.list_jobs(cfg.queue_key, limit, cursor)
             self._set_paused(page.cluster_queue.dispatch_paused)
             if self._paused:
                 return False, None
@@ -350,7 +356,7 @@ class Stack(InFlight):
             cursor = page.page_info.end_cursor
             self._emit(EventKind.POLLED, message=f"page {page_number + 1}: {len(page.jobs)} jobs",
                        jobs=len(page.jobs), paused=False)  # fmt: skip
-            if len(eligible) >= free or not more:
+            if len(eligible) >= want or not more:
                 break
         # Resume from the cursor next time only when the pages read held nothing to do, so jobs
         # behind a wall of unservable ones are reached; otherwise start from the top again.
