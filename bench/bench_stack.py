@@ -178,7 +178,7 @@ async def stack_run(
         key = "bench" if stacks == 1 else f"bench-{i}"
         stack = Stack(client, config.with_overrides(key=key), NullDispatcher(), on_event=on_event)
         if not spread:
-            stack._spreading = Spreading(max_width=1.0)  # the baseline: strict oldest-first
+            stack._poller.spreading = Spreading(max_width=1.0)  # the baseline: oldest-first
         runs.append(stack)
     cpu0, began = time.process_time(), time.perf_counter()
     results = await asyncio.gather(*(stack.run_async() for stack in runs))

@@ -227,3 +227,22 @@ def test_emulator_public_names() -> None:
     } <= set(emulator.__all__)
     for name in emulator.__all__:
         assert getattr(emulator, name) is not None
+
+
+STACK_PUBLIC = {
+    "DEFAULT_AGENT_COMMAND", "AdoptedJob", "AdoptedState", "AgentExit", "AsyncStacksClient",
+    "CheckResult", "CheckableDispatcher", "check_dispatcher", "ConfigError", "DispatchDeferred", "DispatchError", "DispatchRequest", "DispatchSink",
+    "Dispatcher", "EventCallback", "EventKind", "JsonLogFormatter", "ProvisioningSink", "Stack",
+    "StackConfig", "StackEvent", "StackExit", "StackMetrics", "SubprocessConfig",
+    "SubprocessDispatcher", "TokenRefresher", "rule_matches", "run_stack", "serves_job",
+}  # fmt: skip
+
+
+def test_the_stack_runtime_public_names() -> None:
+    import stacksapi.stack
+
+    assert set(stacksapi.stack.__all__) == STACK_PUBLIC
+    for name in stacksapi.stack.__all__:
+        value = getattr(stacksapi.stack, name)
+        if isinstance(value, type):
+            assert value.__module__.startswith("stacksapi")

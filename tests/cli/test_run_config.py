@@ -117,3 +117,18 @@ def test_unloadable_dispatcher_is_exit_2(runner: CliRunner, tmp_path: Path) -> N
     code, _out, err = run(runner, config, "--check")
     assert code == 2
     assert "stack.dispatcher: cannot load" in err
+
+
+def test_drain_makes_the_stop_final_and_a_bad_policy_is_named(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    config = tmp_path / "stack.toml"
+    config.write_text("[stack]\nkey = 'edge'\n[subprocess]\ncommand = ['sh']\n")  # on PATH
+    code, out, _err = run(runner, config, "--check", "--drain")
+    assert code == 0
+    assert "stack.on_shutdown" in out
+    assert "drain" in out
+    config.write_text("[stack]\nkey = 'edge'\non_shutdown = 'later'\n")
+    code, _out, err = run(runner, config, "--check")
+    assert code == 2
+    assert "stack.on_shutdown: must be one of leave, drain" in err

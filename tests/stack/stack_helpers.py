@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ class SimDispatcher:
         hold_all: bool = False,
         dispatch_log: Path | None = None,
         finish: bool = True,
+        cancel_delay: float = 0.0,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.fail = set(fail)
@@ -54,7 +56,10 @@ class SimDispatcher:
         self.hold_all = hold_all
         self.dispatch_log = dispatch_log
         self.finish = finish
+        self.cancel_delay = cancel_delay
         self.dispatched: list[str] = []
+        self.tokens: dict[str, str] = {}  # the token each agent will acquire with
+        self.refused: list[str] = []  # jobs whose agent was refused (401) at acquire
         self.peak = 0  # most agents alive at once
         self.cancelled: dict[str, str] = {}
         self.adopt: list[str] = []
@@ -66,6 +71,9 @@ class SimDispatcher:
     async def start(self, sink: DispatchSink) -> Collection[str]:
         self._sink = sink
         self._http = httpx2.AsyncClient(timeout=10)
+        for uuid in self.adopt:  # agents left provisioning by a controller that died
+            if uuid in self.tokens:
+                self._tasks[uuid] = asyncio.create_task(self._agent(uuid))
         return list(self.adopt)
 
     async def dispatch(self, request: DispatchRequest) -> None:
@@ -77,15 +85,15 @@ class SimDispatcher:
         if uuid in self.fail:
             raise DispatchError("image 'missing:latest' not found")
         assert request.token is not None
-        token = request.token.get_secret_value()
-        self._tasks[uuid] = asyncio.create_task(self._agent(uuid, token))
+        self.tokens[uuid] = request.token.get_secret_value()
+        self._tasks[uuid] = asyncio.create_task(self._agent(uuid))
         self.peak = max(self.peak, len(self._tasks))
 
     def release(self, uuid: str) -> None:
         """Let a held job's agent go on."""
         self.released.setdefault(uuid, asyncio.Event()).set()
 
-    async def _agent(self, uuid: str, token: str) -> None:
+    async def _agent(self, uuid: str) -> None:
         assert self._sink is not None
         assert self._http is not None
         if uuid in self.exit_before_accept:
@@ -96,7 +104,10 @@ class SimDispatcher:
             await self.released.setdefault(uuid, asyncio.Event()).wait()
         base = f"{self.endpoint}/jobs/{uuid}"
         status = 1
+        token = self.tokens[uuid]
         r = await self._http.post(f"{base}/acquire", headers={"Authorization": f"Token {token}"})
+        if r.status_code == 401:
+            self.refused.append(uuid)
         if r.status_code == 200 and not self.finish:
             status = 0  # accepted is enough: the agent "started" the job
         elif r.status_code == 200:
@@ -107,6 +118,8 @@ class SimDispatcher:
         self._sink.agent_ended(AgentExit(uuid, status, f"acquire/finish answered {r.status_code}"))
 
     async def cancel(self, job_uuid: str, reason: str) -> None:
+        if self.cancel_delay:
+            await asyncio.sleep(self.cancel_delay)  # a slow teardown (a pod's API call)
         self.cancelled[job_uuid] = reason
         task = self._tasks.pop(job_uuid, None)
         if task is not None:
@@ -121,6 +134,19 @@ class SimDispatcher:
             task.cancel()
         if self._http is not None:
             await self._http.aclose()
+
+
+class RefreshingSim(SimDispatcher):
+    """A SimDispatcher whose provisioning agents can take a fresh acquisition token."""
+
+    def __init__(self, endpoint: str, **kwargs: Any) -> None:
+        super().__init__(endpoint, **kwargs)
+        self.refreshed: list[str] = []
+
+    async def refresh_token(self, job_uuid: str, token: Any) -> bool:
+        self.tokens[job_uuid] = token.get_secret_value()
+        self.refreshed.append(job_uuid)
+        return True
 
 
 def fast_dispatcher(config: StackConfig) -> SimDispatcher:
@@ -147,8 +173,10 @@ def config(**changes: Any) -> StackConfig:
 class Run:
     """A stack running in the background of a test, with its events."""
 
-    def __init__(self, client: Any, cfg: StackConfig, dispatcher: Any) -> None:
-        self.stack = Stack(client, cfg, dispatcher, on_event=self.on_event)
+    def __init__(
+        self, client: Any, cfg: StackConfig, dispatcher: Any, clock: Any = time.monotonic
+    ) -> None:
+        self.stack = Stack(client, cfg, dispatcher, on_event=self.on_event, clock=clock)
         self.events: list[StackEvent] = []
         self.task: asyncio.Task[StackExit] | None = None
 
@@ -173,8 +201,10 @@ class Run:
             return await self.task
 
 
-def start(client: AsyncClient, cfg: StackConfig, dispatcher: SimDispatcher) -> Run:
-    run = Run(client, cfg, dispatcher)
+def start(
+    client: AsyncClient, cfg: StackConfig, dispatcher: SimDispatcher, clock: Any = time.monotonic
+) -> Run:
+    run = Run(client, cfg, dispatcher, clock)
     run.task = asyncio.create_task(run.stack.run_async())
     return run
 
@@ -203,3 +233,30 @@ async def eventually(cond: Callable[[], bool], limit: float = 10.0) -> None:
             if cond():
                 return
             await asyncio.sleep(0.02)
+
+
+class SkipClock:
+    """Moves the emulator's ``ManualClock`` and the stack's monotonic clock forward together.
+
+    The stack's clock is real monotonic time plus the skipped seconds, so its sleeps and rate
+    limiter work as usual while reservations and tokens can be aged at once.
+    """
+
+    def __init__(self, emulator_clock: Any) -> None:
+        self.emulator_clock = emulator_clock
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+        self.emulator_clock.advance(seconds)
+
+    async def advance_slowly(self, seconds: float, step: float = 1.0, pause: float = 0.15) -> None:
+        """Advance in steps, giving the stack a moment after each one (as time would)."""
+        done = 0.0
+        while done < seconds:
+            self.advance(min(step, seconds - done))
+            done += step
+            await asyncio.sleep(pause)

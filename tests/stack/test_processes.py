@@ -8,6 +8,7 @@ and starts nothing twice.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -156,3 +157,94 @@ def test_restarted_stack_adopts_running_agents_and_never_double_starts(
     assert "adopted" in text
     assert stacks_emulator.token not in text
     assert "bkjat_" not in text
+
+
+def blocked_jobs(server: EmulatorServer, n: int, release: Path) -> list[str]:
+    """Jobs whose command runs until the test creates ``release``."""
+    return server.emulator.create_jobs(n, command=f"while [ ! -e {release} ]; do sleep 0.1; done")
+
+
+def running(server: EmulatorServer) -> int:
+    return len(server.emulator.list_jobs(state="running"))
+
+
+def test_a_restart_leaves_running_work_to_the_next_stack_which_adopts_it(
+    stacks_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    em = stacks_emulator.emulator
+    release = tmp_path / "release"
+    jobs = blocked_jobs(stacks_emulator, 4, release)
+    cfg = write_config(tmp_path / "r.toml", stacks_emulator, "restart", "shutdown_grace = 2")
+    first = spawn(cfg, stacks_emulator)
+    try:
+        wait(lambda: running(stacks_emulator) == 4, [first], limit=30)
+    finally:
+        assert stop([first]) == [0]  # SIGTERM, as a rolling update sends
+    assert em.list_stacks() == []  # deregistered
+    time.sleep(1.0)  # the agents outlive the stack: nothing killed, nothing failed
+    assert running(stacks_emulator) == 4
+    assert all(em.job(j).finish is None for j in jobs)
+    second = spawn(cfg, stacks_emulator)
+    output = tmp_path / "r.out"
+    try:
+        wait(lambda: output.read_text().count("adopted") == 4, [second], limit=30)
+        release.touch()
+        wait(lambda: len(em.list_jobs(state="finished")) == 4, [second], limit=30)
+    finally:
+        assert stop([second]) == [0]
+    assert all(accepted_count(stacks_emulator, j) == 1 for j in jobs)
+    assert all(em.job(j).finish.exit_status == 0 for j in jobs)  # type: ignore[union-attr]
+
+
+def test_a_final_stop_tears_running_work_down(
+    stacks_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    em = stacks_emulator.emulator
+    jobs = blocked_jobs(stacks_emulator, 3, tmp_path / "never")
+    extra = 'shutdown_grace = 0.5\non_shutdown = "drain"'
+    cfg = write_config(tmp_path / "d.toml", stacks_emulator, "final", extra)
+    proc = spawn(cfg, stacks_emulator)
+    try:
+        wait(lambda: running(stacks_emulator) == 3, [proc], limit=30)
+    finally:
+        assert stop([proc]) == [0]
+    assert em.list_stacks() == []
+    assert running(stacks_emulator) == 0
+    assert all(em.job(j).state == "finished" for j in jobs)  # the agents were stopped
+    assert list((tmp_path / "final-work" / "pids").iterdir()) == []  # nothing left to adopt
+
+
+def test_ctrl_c_says_what_it_waits_for_and_a_second_skips_the_grace(
+    stacks_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """``stacksapi run`` as a person runs it: Ctrl-C once, read, Ctrl-C again."""
+    blocked_jobs(stacks_emulator, 2, tmp_path / "never")
+    # subprocess.on_shutdown = "kill" (the old spelling) is a final stop: drain, then tear down
+    cfg = write_config(tmp_path / "c.toml", stacks_emulator, "ctrl-c", "shutdown_grace = 120",
+                       subprocess_extra='on_shutdown = "kill"\nkill_grace = 1')  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUILDKITE", "STACKSAPI"))}
+    env["BUILDKITE_CLUSTER_TOKEN"] = stacks_emulator.token
+    out_path = tmp_path / "c.console"
+    with out_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stacksapi.cli", "run", "--config", str(cfg)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait(lambda: running(stacks_emulator) == 2, [proc], limit=30)
+        proc.send_signal(signal.SIGINT)
+        wait(lambda: "waiting for 2 agents" in out_path.read_text(), [proc], limit=15)
+        text = out_path.read_text()
+        assert re.search(r"waiting for 2 agents to finish, 1[12]\d s of grace left", text), text
+        assert "Ctrl-C again" in text
+        began = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0
+    assert time.monotonic() - began < 30  # far less than the 120 s grace
+    assert "stop now" in out_path.read_text()
+    assert running(stacks_emulator) == 0
+    assert stacks_emulator.emulator.list_stacks() == []

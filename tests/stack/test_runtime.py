@@ -302,18 +302,35 @@ async def test_renews_reservations_of_jobs_still_provisioning(
     assert accepted_count(stacks_emulator, job) == 1
 
 
-async def test_stop_gives_unstarted_work_a_grace_then_cancels_it(
+async def test_a_draining_stop_gives_unstarted_work_a_grace_then_cancels_it(
     stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
 ) -> None:
     em = stacks_emulator.emulator
     job = em.create_job()
     dispatcher = sim(stacks_emulator, hold={job})
-    run = start(async_stacks_client, config(shutdown_grace=0.2), dispatcher)
+    cfg = config(shutdown_grace=0.2, on_shutdown="drain")
+    run = start(async_stacks_client, cfg, dispatcher)
     await run.until(lambda: job in dispatcher.dispatched)
     result = await run.stop()
     assert result.ok
     assert "shutting down" in dispatcher.cancelled[job]
     assert em.list_stacks() == []
+
+
+async def test_a_default_stop_leaves_work_in_flight_to_the_next_stack(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    job = em.create_job()
+    dispatcher = sim(stacks_emulator, hold={job})
+    run = start(async_stacks_client, config(shutdown_grace=5), dispatcher)
+    await run.until(lambda: job in dispatcher.dispatched)
+    result = await run.stop()
+    assert result.ok
+    assert dispatcher.cancelled == {}  # nothing torn down, nothing failed
+    assert em.job(job).finish is None
+    assert em.list_stacks() == []  # deregistered all the same
+    assert any("leaving 1 agents" in e.message for e in run.events)
 
 
 async def test_permanent_error_mid_run_deregisters_and_reports(

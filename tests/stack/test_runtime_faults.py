@@ -57,5 +57,28 @@ async def test_a_finish_that_failed_for_a_passing_reason_is_tried_again(
     assert finish.by == "stack test-stack"
     assert finish.detail is not None
     assert "image 'missing:latest' not found" in finish.detail
-    assert dispatcher.dispatched == [job, job]
+    assert dispatcher.dispatched == [job]  # the finish was retried: the job never came back
     assert run.kinds(job).count(EventKind.FINISHED_BY_STACK) == 1
+
+
+async def test_a_failed_finish_is_retried_until_it_lands_and_the_job_is_held_meanwhile(
+    server: EmulatorServer, faults: FaultConfig
+) -> None:
+    em = server.emulator
+    job = em.create_job()
+    dispatcher = sim(server, fail={job})
+    async with AsyncClient(
+        server.token, base_url=server.base_url, retry=RetryPolicy(max_attempts=1)
+    ) as client:
+        run = start(client, config(), dispatcher)
+        await run.until(lambda: faults.counts().get("finish_job", {}).get("500", 0) >= 2)
+        assert job in run.stack.in_flight  # held (not released) while its finish is due
+        assert state(server, job) == "reserved"
+        faults.per_endpoint = {}  # the API recovers; no time passes: no reservation lapses
+        await run.until(lambda: state(server, job) == "finished")
+        await run.until(lambda: job not in run.stack.in_flight)
+        await run.stop()
+    finish = em.job(job).finish
+    assert finish is not None
+    assert finish.signal_reason == "stack_error"
+    assert dispatcher.dispatched == [job]  # finished from the first failure: never re-dispatched

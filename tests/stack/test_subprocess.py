@@ -14,6 +14,8 @@ from stack_helpers import Run, accepted_count, config, eventually, no_429, state
 from stacksapi import AsyncClient, Secret
 from stacksapi.emulator import EmulatorServer
 from stacksapi.stack import (
+    AdoptedJob,
+    AdoptedState,
     AgentExit,
     DispatchError,
     DispatchRequest,
@@ -59,6 +61,7 @@ async def test_runs_agents_as_processes(
     sub = sub_config(stacks_emulator, tmp_path)
     run = start_stack(async_stacks_client, stacks_emulator, sub)
     await run.until(lambda: all(state(stacks_emulator, j) == "finished" for j in (ok, bad, leak)))
+    await run.until(lambda: not run.stack.in_flight)  # every agent exited and was reported
     await run.stop()
     assert em.job(ok).finish is not None
     assert em.job(ok).finish.exit_status == 0  # type: ignore[union-attr]
@@ -173,7 +176,9 @@ async def test_token_only_in_environment_and_restart_adopts(tmp_path: Path) -> N
     assert f"--acquire-job {uuid} token=bkjat_secret job={uuid}" in seen
     await first.shutdown(0)  # on_shutdown="leave": a stopping stack leaves a running agent...
     second, sink2 = SubprocessDispatcher(sub), Sink()
-    assert list(await second.start(sink2)) == [uuid]  # ...and a restarted one adopts it
+    assert list(await second.start(sink2)) == [
+        AdoptedJob(uuid, AdoptedState.UNKNOWN)
+    ]  # ...and a restarted one adopts it
     with pytest.raises(DispatchError, match="already running"):
         await second.dispatch(request(uuid))
     await second.cancel(uuid, "test over")
@@ -266,12 +271,14 @@ async def test_token_shapes_in_the_agent_output_never_reach_the_finish_detail(
     await d.shutdown(0)
 
 
-async def test_shutdown_kills_running_agents_by_default(tmp_path: Path) -> None:
+async def test_shutdown_with_the_legacy_kill_policy_kills_running_agents(tmp_path: Path) -> None:
     uuid = "0190aaaa-0000-4000-8000-000000000003"
     started = tmp_path / "started"
     command = ("sh", "-c", f"touch {started}; sleep 30 & wait", "agent", "{job_uuid}")
-    sub = SubprocessConfig(command=command, work_dir=str(tmp_path / "w"), kill_grace=1.0)
-    assert sub.on_shutdown == "kill"
+    sub = SubprocessConfig(
+        command=command, work_dir=str(tmp_path / "w"), kill_grace=1.0, on_shutdown="kill"
+    )
+    assert SubprocessConfig().on_shutdown is None  # by default the stack's on_shutdown rules
     dispatcher, sink = SubprocessDispatcher(sub), Sink()
     await dispatcher.start(sink)
     await dispatcher.dispatch(request(uuid))

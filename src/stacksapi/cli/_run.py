@@ -60,6 +60,11 @@ def _event_printer(verbose: bool) -> Any:
     help="Override subprocess.command, e.g. 'buildkite-agent start --acquire-job {job_uuid}'.",
 )  # fmt: skip
 @click.option(
+    "--drain", is_flag=True, default=None,
+    help="A final stop: on SIGINT/SIGTERM wait up to shutdown_grace for agents, then tear the "
+    "rest down (stack.on_shutdown = \"drain\"). Default: leave them to the next stack.",
+)  # fmt: skip
+@click.option(
     "--check", is_flag=True,
     help="Validate the configuration, print it, try the dispatcher (exit 1 if it fails), exit.",
 )  # fmt: skip
@@ -77,15 +82,19 @@ def run(  # noqa: PLR0917 - click passes options by name
     max_in_flight: int | None,
     metrics_port: int | None,
     agent_command: str | None,
+    drain: bool | None,
     check: bool,
     all_events: bool,
     log_format: str | None,
 ) -> None:
     """Run a stack: poll, reserve, dispatch agents, until Ctrl-C or SIGTERM.
 
-    On SIGINT/SIGTERM the stack stops taking jobs, gives starting agents a grace
-    period and deregisters. Exit 0 after a requested stop, 1 after a permanent
-    API error, 2 for a bad configuration.
+    On SIGINT/SIGTERM the stack stops taking jobs and deregisters; agents still
+    provisioning or running are left to the next stack started with the same key,
+    which adopts them. With --drain (a final stop) it waits up to shutdown_grace for
+    them, saying what it waits for, then tears the rest down; Ctrl-C again skips the
+    wait. Exit 0 after a requested stop, 1 after a permanent API error, 2 for a bad
+    configuration.
 
     \b
     Example stack.toml:
@@ -101,6 +110,7 @@ def run(  # noqa: PLR0917 - click passes options by name
     Examples:
       stacksapi run --config stack.toml
       stacksapi run --config stack.toml --check
+      stacksapi run --config stack.toml --drain
       stacksapi run --config stack.toml --max-in-flight 8 --metrics-port 9090
       stacksapi run --config stack.toml --log-format json 2> stack.log.jsonl
     """
@@ -117,6 +127,7 @@ def run(  # noqa: PLR0917 - click passes options by name
             "max_in_flight": max_in_flight,
             "metrics_port": metrics_port,
             "base_url": base_url,
+            "on_shutdown": "drain" if drain else None,
         }
         if agent_command is not None:
             overrides["subprocess"] = {"command": tuple(shlex.split(agent_command))}

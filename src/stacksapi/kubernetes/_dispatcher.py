@@ -31,6 +31,8 @@ from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Pod, Secret
 
 from stacksapi.stack import (
+    AdoptedJob,
+    AdoptedState,
     AgentExit,
     CheckResult,
     DispatchError,
@@ -77,6 +79,9 @@ class _Tracked:
     agent_exit: int | None = None
     agent_message: str = ""
     failure: AgentExit | None = None  # set before a stuck pod's Job is deleted
+
+
+_ADOPTED_BY_PHASE = {"Running": AdoptedState.STARTED, "Pending": AdoptedState.PROVISIONING}
 
 
 def _finished(job: Job) -> str | None:
@@ -174,7 +179,7 @@ class KubernetesDispatcher:
         finally:
             await client.close()
 
-    async def start(self, sink: DispatchSink) -> Collection[str]:
+    async def start(self, sink: DispatchSink) -> Collection[AdoptedJob]:
         """Connect, list this stack's Jobs (the active ones are returned), start watching."""
         self._sink = sink
         self._client = self._connect()
@@ -192,12 +197,20 @@ class KubernetesDispatcher:
             if uuid is None or _finished(job) is not None or job.metadata is None:
                 continue
             self._tracked[uuid] = _Tracked(uuid, str(job.metadata.name), created=True)
+        phases: dict[str, str] = {}
+        if self._tracked:  # what each adopted Job's pod is doing, for the runtime's watch
+            pods, _ = await self._api.list_pods(self.selector)
+            for pod in pods:
+                uuid = _uuid_of(pod)
+                if uuid in self._tracked and pod.status is not None and pod.status.phase:
+                    phases[uuid] = str(pod.status.phase)
         self._watcher = Watcher(self._api, self.selector, self, sweep_interval=cfg.check_interval)
         self._watcher.start(version)
         _log.info(
             "watching Jobs in namespace %s (%d in flight)", self.namespace, len(self._tracked)
         )
-        return list(self._tracked)
+        return [AdoptedJob(u, _ADOPTED_BY_PHASE.get(phases.get(u, ""), AdoptedState.UNKNOWN))
+                for u in self._tracked]  # fmt: skip
 
     # --- dispatch -----------------------------------------------------------------------
 

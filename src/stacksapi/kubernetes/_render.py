@@ -114,7 +114,11 @@ def _agent_env(config: KubernetesConfig, request: DispatchRequest) -> list[dict[
             "no job acquisition token was issued and no agent token Secret is configured "
             "(set kubernetes.agent_token_secret to use an explicit agent token)"
         )
-    plain = {**config.agent_env, **request.env, "BUILDKITE_AGENT_ACQUIRE_JOB": request.job_uuid}
+    plain = {
+        **config.agent_env,
+        **request.extra_env,
+        "BUILDKITE_AGENT_ACQUIRE_JOB": request.job_uuid,
+    }
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(plain.items())]
     env.append({"name": "BUILDKITE_AGENT_TOKEN", "valueFrom": {"secretKeyRef": ref}})
     return env

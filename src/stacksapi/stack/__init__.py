@@ -8,29 +8,37 @@ See ``docs/stack.md``.
 from ._api import AsyncStacksClient
 from ._config import DEFAULT_AGENT_COMMAND, ConfigError, StackConfig, SubprocessConfig
 from ._dispatcher import (
+    AdoptedJob,
+    AdoptedState,
     AgentExit,
+    DispatchDeferred,
     Dispatcher,
     DispatchError,
     DispatchRequest,
     DispatchSink,
     ProvisioningSink,
+    TokenRefresher,
 )
 from ._entry import run_stack
 from ._events import EventCallback, EventKind, StackEvent
+from ._exit import StackExit
 from ._logging import JsonLogFormatter
 from ._metrics import StackMetrics
 from ._preflight import CheckableDispatcher, CheckResult, check_dispatcher
 from ._rules import rule_matches, serves_job
-from ._runtime import Stack, StackExit
+from ._runtime import Stack
 from ._subprocess import SubprocessDispatcher
 
 __all__ = [
     "DEFAULT_AGENT_COMMAND",
+    "AdoptedJob",
+    "AdoptedState",
     "AgentExit",
     "AsyncStacksClient",
     "CheckResult",
     "CheckableDispatcher",
     "ConfigError",
+    "DispatchDeferred",
     "DispatchError",
     "DispatchRequest",
     "DispatchSink",
@@ -46,6 +54,7 @@ __all__ = [
     "StackMetrics",
     "SubprocessConfig",
     "SubprocessDispatcher",
+    "TokenRefresher",
     "check_dispatcher",
     "rule_matches",
     "run_stack",

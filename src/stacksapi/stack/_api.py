@@ -23,6 +23,7 @@ from stacksapi._errors import (
     UnprocessableEntityError,
 )
 from stacksapi._models import (
+    Job,
     JobAcquisitionTokens,
     JobStates,
     NotificationsResult,
@@ -62,6 +63,8 @@ class AsyncStacksClient(Protocol):
         *,
         reservation_expiry_seconds: int | None = ...,
     ) -> Reservation: ...
+
+    async def get_job(self, stack_key: str, job_uuid: str) -> Job: ...
 
     async def get_job_states(self, stack_key: str, job_uuids: Sequence[str]) -> JobStates: ...
 
@@ -169,6 +172,9 @@ class LimitedAPI:
                 self.key, list(uuids), token_lifetime_seconds=lifetime
             ),
         )
+
+    async def job(self, uuid: str) -> Job:
+        return await self.call("get_job", lambda: self.client.get_job(self.key, uuid))
 
     async def states(self, uuids: Sequence[str]) -> JobStates:
         return await self.call(

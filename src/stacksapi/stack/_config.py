@@ -99,9 +99,13 @@ def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
 
 
 SHUTDOWN_POLICIES = ("kill", "leave")
-"""What a stopping ``SubprocessDispatcher`` does with agents still running after the grace period:
-``kill`` their process groups (the default), or ``leave`` them to finish their jobs, to be adopted
-by the next stack started with the same ``work_dir``."""
+"""Deprecated ``subprocess.on_shutdown`` values: ``kill`` means ``stack.on_shutdown = "drain"``,
+``leave`` means ``stack.on_shutdown = "leave"`` (used only when ``stack.on_shutdown`` is unset)."""
+
+STACK_SHUTDOWN_POLICIES = ("leave", "drain")
+"""``stack.on_shutdown``: ``leave`` (default) leaves work still provisioning or running to the next
+stack started with the same key, which adopts it; ``drain`` (a final stop) waits up to
+``shutdown_grace`` for agents to finish, then tears the rest down."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=True)
@@ -120,7 +124,7 @@ class SubprocessConfig:
     agent_token_env: str | None = None
     kill_grace: float = 5.0
     output_tail_lines: int = 20
-    on_shutdown: str = "kill"
+    on_shutdown: str | None = None
 
     def __post_init__(self) -> None:
         p = "subprocess"
@@ -147,7 +151,7 @@ class SubprocessConfig:
         _check_str(f"{p}.agent_token_env", self.agent_token_env, optional=True)
         _check_float(f"{p}.kill_grace", self.kill_grace, 0.0, 3600.0)
         _check_int(f"{p}.output_tail_lines", self.output_tail_lines, 1, 1000)
-        if self.on_shutdown not in SHUTDOWN_POLICIES:
+        if self.on_shutdown is not None and self.on_shutdown not in SHUTDOWN_POLICIES:
             raise ConfigError(
                 f"{p}.on_shutdown",
                 f"must be one of {', '.join(SHUTDOWN_POLICIES)}"
@@ -190,6 +194,9 @@ class StackConfig:
     state_check_interval: float = 2.0
     notifications: bool = True
     shutdown_grace: float = 30.0
+    on_shutdown: str | None = None
+    provisioning_timeout: float = 600.0
+    dispatch_concurrency: int = 16
     rate_limit_fraction: float = 0.9
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
@@ -227,6 +234,14 @@ class StackConfig:
         _check_float(f"{p}.state_check_interval", self.state_check_interval, 0.05, 3600.0)
         _check_bool(f"{p}.notifications", self.notifications)
         _check_float(f"{p}.shutdown_grace", self.shutdown_grace, 0.0, 86400.0)
+        if self.on_shutdown is not None and self.on_shutdown not in STACK_SHUTDOWN_POLICIES:
+            raise ConfigError(
+                f"{p}.on_shutdown",
+                f"must be one of {', '.join(STACK_SHUTDOWN_POLICIES)}"
+                f" (got {_describe(self.on_shutdown)})",
+            )
+        _check_float(f"{p}.provisioning_timeout", self.provisioning_timeout, 1.0, 86400.0)
+        _check_int(f"{p}.dispatch_concurrency", self.dispatch_concurrency, 1, 10_000)
         _check_float(f"{p}.rate_limit_fraction", self.rate_limit_fraction, 0.05, 1.0)
         _check_int(f"{p}.metrics_port", self.metrics_port, 0, 65535, optional=True)
         _check_str(f"{p}.metrics_host", self.metrics_host)
@@ -244,6 +259,14 @@ class StackConfig:
         ):
             raise ConfigError("extensions", "must map table names to tables")
         object.__setattr__(self, "extensions", MappingProxyType(dict(self.extensions)))
+
+    @property
+    def shutdown_policy(self) -> str:
+        """``stack.on_shutdown``, else what the deprecated ``subprocess.on_shutdown`` implies,
+        else ``leave``."""
+        if self.on_shutdown is not None:
+            return self.on_shutdown
+        return "drain" if self.subprocess.on_shutdown == "kill" else "leave"
 
     @property
     def renew_margin(self) -> float:

@@ -2,68 +2,166 @@
 
 A dispatcher turns a reserved job into a running ``buildkite-agent`` (a process, a pod, a VM, a
 serverless task). The runtime owns everything about the API (polling, reserving, tokens, renewals,
-states, finishing); the dispatcher only starts, stops and watches agents and reports back through
-the :class:`DispatchSink` it gets in :meth:`Dispatcher.start`. Writing one is a single file::
+states, timeouts, finishing); the dispatcher only starts, stops and watches agents and reports
+back through the :class:`DispatchSink` it gets in :meth:`Dispatcher.start`. ``docs/stack.md``
+("Writing a dispatcher") walks through one; in short::
 
     class MyDispatcher:
-        async def start(self, sink: DispatchSink) -> Collection[str]:
+        async def start(self, sink: DispatchSink) -> Collection[AdoptedJob]:
             self.sink = sink
-            return set()  # job uuids already running from before a restart
+            return []  # work still alive from before a restart, with what you know of it
 
         async def dispatch(self, request: DispatchRequest) -> None:
-            ...  # launch the agent; raise DispatchError with a useful message if you cannot
+            ...  # launch the agent (request.command, request.env, request.plugins...)
+            # no capacity now? raise DispatchDeferred: the job goes back to the queue unfailed
+            # cannot ever run? raise DispatchError: the job is finished with stack_error
             # later, when the agent is gone: self.sink.agent_ended(AgentExit(request.job_uuid, 0))
 
         async def cancel(self, job_uuid: str, reason: str) -> None:
             ...  # tear the work down; then report agent_ended
 
         async def shutdown(self, grace: float) -> None:
-            ...  # release resources; running agents may keep running
+            ...  # release resources; leave agents running (a restart adopts them)
 
 Rules: ``dispatch`` returns once the launch is under way (not when the job ends), and is never
-called twice for one job by one runtime; every dispatched or adopted job must eventually be
-reported with :meth:`DispatchSink.agent_ended`, exactly once.
+called twice at once for one job; every dispatched or adopted job must eventually be reported
+with :meth:`DispatchSink.agent_ended` (thread-safe), exactly once per dispatch. Calls run
+concurrently, ``dispatch_concurrency`` at a time.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping
-from typing import Protocol, runtime_checkable
+import enum
+import json
+from collections.abc import Collection, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, Protocol, runtime_checkable
 
-from stacksapi._models import ScheduledJob, Secret
+from stacksapi._models import Job, ScheduledJob, Secret
 
 __all__ = [
+    "AdoptedJob",
+    "AdoptedState",
     "AgentExit",
+    "DispatchDeferred",
     "DispatchError",
     "DispatchRequest",
     "DispatchSink",
     "Dispatcher",
     "ProvisioningSink",
+    "TokenRefresher",
+    "adopted_states",
 ]
 
 
 class DispatchError(Exception):
-    """The dispatcher could not start an agent. The message becomes the job's finish detail."""
+    """The job cannot run here. The message becomes the job's finish detail (``stack_error``)."""
+
+
+class DispatchDeferred(DispatchError):
+    """Not now (no capacity, a quota, a daemon restarting): the job goes back to the queue unfailed.
+
+    The runtime releases its reservation without finishing the job and starts nothing for it for
+    ``retry_after`` seconds (default: the poll interval), so this stack or another takes it later.
+    """
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AdoptedState(enum.StrEnum):
+    """What a dispatcher knows, at :meth:`Dispatcher.start`, of work it found still alive."""
+
+    STARTED = "started"  # the agent runs the job (a pod running, a process past acquire)
+    PROVISIONING = "provisioning"  # the agent has not started yet (a pod pending)
+    UNKNOWN = "unknown"  # alive, no more known: the runtime asks the API
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AdoptedJob:
+    """One job whose work is still alive from before a restart."""
+
+    job_uuid: str
+    state: AdoptedState = AdoptedState.UNKNOWN
+
+
+def adopted_states(found: object) -> dict[str, AdoptedState]:
+    """What :meth:`Dispatcher.start` returned, as uuid -> state.
+
+    Accepts uuids (state unknown), :class:`AdoptedJob` items, or a mapping uuid -> state.
+    """
+    if found is None:
+        return {}
+    if isinstance(found, Mapping):
+        return {str(u): AdoptedState(s) for u, s in found.items()}
+    out: dict[str, AdoptedState] = {}
+    items: Iterable[Any] = found  # type: ignore[assignment]
+    for item in items:
+        if isinstance(item, AdoptedJob):
+            out[item.job_uuid] = AdoptedState(item.state)
+        else:
+            out[str(item)] = AdoptedState.UNKNOWN
+    return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DispatchRequest:
     """Everything needed to start one agent for one job.
 
-    ``token`` is the job acquisition token (``None`` when tokens are turned off); put it in the
-    agent's environment only. ``env`` is extra environment the runtime wants the agent to see.
+    ``job`` is the job as listed (priority, agent query rules, pipeline, build, step);
+    ``details`` the job as ``get_job`` returns it (command, env), fetched once through the
+    runtime's rate-limited client (``None`` for adopted work re-dispatched after a restart when
+    the fetch failed). ``token`` is the job acquisition token (``None`` when tokens are turned
+    off); put it in the agent's environment only. ``extra_env`` is environment the runtime wants
+    the agent to see.
     """
 
     job: ScheduledJob
     stack_key: str
     queue_key: str
     token: Secret | None
-    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    extra_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    details: Job | None = None
 
     @property
     def job_uuid(self) -> str:
         return self.job.id
+
+    @property
+    def command(self) -> str:
+        """The job's command ("" when unknown)."""
+        return self.details.command if self.details is not None else ""
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        """The job's environment as Buildkite sent it (read-only; empty when unknown)."""
+        return MappingProxyType(self.details.env if self.details is not None else {})
+
+    @property
+    def plugins(self) -> list[dict[str, Any]]:
+        """``BUILDKITE_PLUGINS`` parsed: a list of ``{name: config}`` ([] if absent or invalid)."""
+        return parse_plugins(self.env.get("BUILDKITE_PLUGINS"))
+
+
+def parse_plugins(raw: str | None) -> list[dict[str, Any]]:
+    """A ``BUILDKITE_PLUGINS`` value as a list of one-key dicts; [] when absent or invalid."""
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return []
+    if not isinstance(value, list):
+        return []
+    out: list[dict[str, Any]] = []
+    for item in value:
+        if isinstance(item, dict):
+            out.append(item)
+        elif isinstance(item, str):  # a plugin with no configuration
+            out.append({item: None})
+    return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -87,7 +185,12 @@ class AgentExit:
 
 @runtime_checkable
 class DispatchSink(Protocol):
-    """What a dispatcher calls to report back. Safe to call from the event loop thread only."""
+    """What a dispatcher calls to report back.
+
+    :meth:`agent_ended` is thread-safe: call it from the event loop or from any other thread
+    (a watch thread, a callback of a blocking SDK); off the loop it hands the result over with
+    ``call_soon_threadsafe``. The other sink methods are for the event loop only.
+    """
 
     def agent_ended(self, result: AgentExit) -> None:
         """The agent (or the work provisioning it) for ``result.job_uuid`` is gone."""
@@ -111,11 +214,28 @@ class ProvisioningSink(DispatchSink, Protocol):
 
 
 @runtime_checkable
+class TokenRefresher(Protocol):
+    """An optional method of a dispatcher whose provisioning work can take a new token.
+
+    When a job's agent has not started and its acquisition token nears expiry (or its age is
+    unknown, after a restart), the runtime issues a fresh token and calls ``refresh_token``. A
+    dispatcher without it, or one that returns False, has its work torn down (``cancel``) and
+    the job dispatched again with the fresh token once the old work reported its end.
+    """
+
+    async def refresh_token(self, job_uuid: str, token: Secret) -> bool:
+        """Hand ``token`` to the work for ``job_uuid``; True when the agent will use it."""
+
+
+@runtime_checkable
 class Dispatcher(Protocol):
     """Starts agents for jobs. See the module docstring for the rules."""
 
-    async def start(self, sink: DispatchSink) -> Collection[str]:
-        """Prepare, and return the uuids of jobs whose agents are already running (restart)."""
+    async def start(
+        self, sink: DispatchSink
+    ) -> Collection[str] | Collection[AdoptedJob] | Mapping[str, AdoptedState]:
+        """Prepare, and report work still alive from before a restart (see :class:`AdoptedJob`;
+        plain uuids mean state unknown). The runtime watches it like its own."""
 
     async def dispatch(self, request: DispatchRequest) -> None:
         """Start an agent for ``request.job``; raise :class:`DispatchError` when impossible."""

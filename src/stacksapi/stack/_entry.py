@@ -20,8 +20,9 @@ from stacksapi._errors import StacksAPIError
 from ._config import ConfigError, StackConfig
 from ._dispatcher import Dispatcher
 from ._events import EventCallback
+from ._exit import StackExit
 from ._logging import configure_logging
-from ._runtime import Stack, StackExit
+from ._runtime import Stack
 from ._subprocess import SubprocessDispatcher
 
 __all__ = ["load_dispatcher", "main", "run_stack"]
@@ -99,10 +100,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a callable taking the StackConfig and returning a Dispatcher "
         "(default: stack.dispatcher, else SubprocessDispatcher)",
     )
+    parser.add_argument(
+        "--drain",
+        action="store_true",
+        help='a final stop: tear down work still running at shutdown (stack.on_shutdown = "drain")',
+    )
     args = parser.parse_args(argv)
     configure_logging(args.log_level, fmt=args.log_format)
     try:
         config = StackConfig.from_toml(args.config).with_env(os.environ)
+        if args.drain:
+            config = config.with_overrides(on_shutdown="drain")
         dispatcher = load_dispatcher(args.dispatcher, config) if args.dispatcher else None
         result = asyncio.run(run_stack(config, dispatcher=dispatcher))
     except (ConfigError, StacksAPIError) as exc:

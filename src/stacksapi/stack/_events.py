@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["EventCallback", "EventKind", "StackEvent"]
+__all__ = ["Emitter", "EventCallback", "EventKind", "StackEvent"]
 
 
 class EventKind(enum.StrEnum):
@@ -29,6 +30,10 @@ class EventKind(enum.StrEnum):
     TOKEN_NOT_ISSUED = "token_not_issued"  # noqa: S105 (an event name, not a secret)
     DISPATCHED = "dispatched"  # data: wait (seconds from scheduled_at)
     DISPATCH_FAILED = "dispatch_failed"
+    DEFERRED = "deferred"  # job: the dispatcher said "not now"; released unfailed
+    ADOPTED = "adopted"  # job: work found alive at start; data: state
+    TOKEN_REFRESHED = "token_refreshed"  # noqa: S105 (an event name, not a secret)
+    TIMED_OUT = "timed_out"  # job: its agent did not start within provisioning_timeout
     RENEWED = "renewed"
     LOST = "lost"  # job: the reservation was not renewed; work cancelled
     STARTED = "started"  # job: an agent accepted it
@@ -38,6 +43,7 @@ class EventKind(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     API_ERROR = "api_error"
     STOPPING = "stopping"
+    WAITING = "waiting"  # shutting down: data: agents, grace_left
     DEREGISTERED = "deregistered"
     STOPPED = "stopped"  # data: reason, ok
     ACQUIRE_LOST = "acquire_lost"  # job: another agent took it first (a shared stack key)
@@ -59,3 +65,46 @@ class StackEvent:
 
 EventCallback = Callable[[StackEvent], None]
 """The type of ``on_event``."""
+
+
+# Job milestones log at INFO (each line names the job and carries ``job_uuid`` in the record);
+# routine steps at DEBUG; trouble at WARNING.
+_LEVELS = {
+    **dict.fromkeys(
+        (EventKind.POLLED, EventKind.RESERVED, EventKind.NOT_RESERVED, EventKind.RENEWED),
+        logging.DEBUG,
+    ),
+    **dict.fromkeys(
+        (
+            EventKind.DISPATCH_FAILED,
+            EventKind.RATE_LIMITED,
+            EventKind.API_ERROR,
+            EventKind.LOST,
+            EventKind.TOKEN_NOT_ISSUED,
+            EventKind.TIMED_OUT,
+        ),
+        logging.WARNING,
+    ),
+}
+
+
+class Emitter:
+    """Logs each event at its level and hands it to ``on_event`` (whose errors are logged)."""
+
+    def __init__(self, log: logging.Logger, on_event: EventCallback | None) -> None:
+        self.log = log
+        self._on_event = on_event
+
+    def __call__(
+        self, kind: EventKind, job_uuid: str | None = None, message: str = "", **data: Any
+    ) -> None:
+        level = _LEVELS.get(kind, logging.INFO)
+        if self.log.isEnabledFor(level):
+            prefix = f"job {job_uuid}: " if job_uuid else ""
+            self.log.log(level, "%s%s", prefix, message or kind.value,
+                         extra={"job_uuid": job_uuid, "event": kind.value})  # fmt: skip
+        if self._on_event is not None:
+            try:
+                self._on_event(StackEvent(kind, job_uuid, message, data))
+            except Exception:
+                self.log.exception("on_event callback raised")

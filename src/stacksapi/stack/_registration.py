@@ -16,15 +16,15 @@ from collections.abc import Callable
 
 from stacksapi._errors import NotFoundError, StacksAPIError
 
-from ._api import LimitedAPI, is_permanent
+from ._api import LimitedAPI
 from ._config import StackConfig
-from ._events import EventKind
-from ._inflight import MAX_BACKOFF, Fatal
+from ._events import Emitter
+from ._exit import MAX_BACKOFF
 from ._metrics import StackMetrics
+from ._register import register
+from ._sharedkey import SharedKeyWatch
 
 __all__ = ["Registration", "forgotten"]
-
-Emit = Callable[..., None]
 
 
 def forgotten(error: BaseException) -> bool:
@@ -39,36 +39,27 @@ class Registration:
         self,
         api: LimitedAPI,
         config: StackConfig,
-        metrics: StackMetrics,
-        emit: Emit,
         *,
+        emit: Emitter,
+        metrics: StackMetrics,
+        shared_key: SharedKeyWatch,
         log: logging.Logger,
         stopping: Callable[[], bool],
     ) -> None:
-        self._api, self._config, self._metrics = api, config, metrics
-        self._emit, self._log, self._stopping = emit, log, stopping
+        self._api, self._config, self._emit = api, config, emit
+        self._metrics, self._shared_key = metrics, shared_key
+        self._log, self._stopping = log, stopping
         self._recoveries = 0  # consecutive re-registrations without a good poll between
 
-    async def register(self, *, again: bool = False) -> None:
-        """Register, retrying transient errors twice; :class:`Fatal` when it cannot."""
-        cfg, attempt = self._config, 0
-        while True:
-            try:
-                await self._api.register(cfg.queue_key, cfg.type, cfg.metadata)
-            except StacksAPIError as exc:
-                if is_permanent(exc) or attempt >= 2 or self._stopping():
-                    raise Fatal(f"cannot register stack {cfg.key!r}: {exc}", exc) from exc
-                attempt += 1
-                await asyncio.sleep(min(MAX_BACKOFF, 0.5 * 2**attempt))
-                continue
-            word = "again" if again else ""
-            self._emit(EventKind.REGISTERED, message=f"registered stack {cfg.key!r} {word}".strip())
-            return
+    async def register(self) -> None:
+        """Register, retrying transient errors; :class:`~._exit.Fatal` when it cannot."""
+        await register(self._api, self._config, self._emit, self._stopping)
 
     async def recover(self, error: StacksAPIError) -> None:
         """The server answered 404 about this stack: wait (after the first time), register again."""
         key = self._config.key
         self._metrics.inc("stack_reregistered")
+        self._shared_key.sign("the server forgot the stack while it ran")
         self._log.warning(
             "stack %s: the server no longer knows this stack (%s); registering again. "
             "Was it deregistered by another process using the same stack key? "
@@ -78,7 +69,7 @@ class Registration:
         if self._recoveries:
             await asyncio.sleep(min(MAX_BACKOFF, 0.5 * 2**self._recoveries))
         self._recoveries += 1
-        await self.register(again=True)
+        await self.register()
 
     def healthy(self) -> None:
         """A poll went through: the next 404 is registered again at once."""

@@ -6,7 +6,8 @@ with the job acquisition token in ``BUILDKITE_AGENT_TOKEN`` and the uuid in
 ``BUILDKITE_AGENT_ACQUIRE_JOB``: never on the command line, never the cluster token (which is
 removed from the inherited environment). Each job gets a working directory and a log file; a pid
 file lets a restarted stack adopt agents that are still running instead of starting them twice
-(agents outlive a stack that was killed, or one configured with ``on_shutdown = "leave"``).
+(agents outlive a stack that was killed, and, by default, one that was stopped: see the stack's
+``on_shutdown``). Adopted agents are reported with state unknown; the runtime asks the API.
 
 Layout under ``work_dir`` (a fresh temporary directory when not configured)::
 
@@ -28,7 +29,14 @@ from collections.abc import Collection
 from pathlib import Path
 
 from ._config import SubprocessConfig
-from ._dispatcher import AgentExit, DispatchError, DispatchRequest, DispatchSink
+from ._dispatcher import (
+    AdoptedJob,
+    AdoptedState,
+    AgentExit,
+    DispatchError,
+    DispatchRequest,
+    DispatchSink,
+)
 from ._planning import redact_tokens
 from ._preflight import CheckResult, check_subprocess
 
@@ -69,7 +77,7 @@ class SubprocessDispatcher:
         """For ``stacksapi run --check``: the command resolves, the work directory is writable."""
         return check_subprocess(self.config)
 
-    async def start(self, sink: DispatchSink) -> Collection[str]:
+    async def start(self, sink: DispatchSink) -> Collection[AdoptedJob]:
         """Create the directories and adopt agents still running from a previous run."""
         self._sink = sink
         if self.config.agent_token_env:
@@ -77,7 +85,7 @@ class SubprocessDispatcher:
         self._root, running = _prepare(self.config)
         for uuid, pid in running.items():
             self._watchers[uuid] = asyncio.create_task(self._watch_adopted(uuid, pid))
-        return list(running)
+        return [AdoptedJob(uuid, AdoptedState.UNKNOWN) for uuid in running]
 
     def _argv(self, request: DispatchRequest, cwd: Path) -> list[str]:
         values = {
@@ -96,7 +104,7 @@ class SubprocessDispatcher:
         for name in _STRIPPED_ENV:
             env.pop(name, None)
         env.update(self.config.env)
-        env.update(request.env)
+        env.update(request.extra_env)
         if request.token is not None:
             token = request.token.get_secret_value()
         elif self._agent_token is not None:
@@ -198,7 +206,15 @@ class SubprocessDispatcher:
             return
         proc = self._procs.get(job_uuid)
         if proc is None:
-            if job_uuid not in self._watchers and self._sink is not None:
+            adopted = self._adopted_pids().get(job_uuid)
+            if adopted is not None:  # an adopted agent: stop its group; its watcher reports
+                if job_uuid not in self._cancel_reason:
+                    self._cancel_reason[job_uuid] = reason
+                    _signal_group(adopted, signal.SIGTERM)
+                    task = asyncio.create_task(self._kill_adopted_after_grace(job_uuid, adopted))
+                    self._killers.add(task)
+                    task.add_done_callback(self._killers.discard)
+            elif job_uuid not in self._watchers and self._sink is not None:
                 self._sink.agent_ended(AgentExit(job_uuid, None, "", f"cancelled: {reason}"))
             return
         if job_uuid in self._cancel_reason:
@@ -219,11 +235,18 @@ class SubprocessDispatcher:
         except TimeoutError:
             _signal_group(proc.pid, signal.SIGKILL)
 
+    async def _kill_adopted_after_grace(self, uuid: str, pid: int) -> None:
+        deadline = asyncio.get_running_loop().time() + self.config.kill_grace
+        while _alive(pid, uuid) and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)  # another process: no event to wait on
+        if _alive(pid, uuid):
+            _signal_group(pid, signal.SIGKILL)
+
     async def shutdown(self, grace: float) -> None:
-        """Wait up to ``grace`` seconds for running agents, then apply ``on_shutdown``: ``kill``
-        stops each remaining agent's process group (SIGTERM, SIGKILL after ``kill_grace``) and
-        reports it ended; ``leave`` lets it finish its job (a restarted stack with the same
-        ``work_dir`` adopts it)."""
+        """Wait up to ``grace`` seconds for running agents, then stop watching them. Agents
+        still running are left alone (a restarted stack with the same ``work_dir`` adopts them);
+        the runtime tears them down first (``cancel``) when the stop is final (``on_shutdown =
+        "drain"``). The deprecated ``subprocess.on_shutdown = "kill"`` still kills them here."""
         watchers = list(self._watchers.values())
         if watchers and grace > 0:
             await asyncio.wait(watchers, timeout=grace)
