@@ -29,7 +29,10 @@ DRAIN_LIMIT = 90.0
 class StackProcess:
     """One stack key run as a process; ``start`` again after a kill restarts it (same work dir)."""
 
-    def __init__(self, world: World, key: str, root: Path, *, max_in_flight: int = 6) -> None:
+    def __init__(
+        self, world: World, key: str, root: Path, *, max_in_flight: int = 6, extra: str = ""
+    ) -> None:
+        """``extra``: more ``[stack]`` lines (``job_memory = 500``)."""
         self.world = world
         self.key = key
         self.root = root
@@ -50,6 +53,7 @@ state_check_interval = 0.2
 reservation_expiry_seconds = {EXPIRY}
 max_in_flight = {max_in_flight}
 shutdown_grace = 5
+{extra}
 
 [subprocess]
 command = [{command}]

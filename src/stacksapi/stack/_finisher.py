@@ -104,6 +104,7 @@ class Finisher:
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 continue
             self._finished.add(uuid)
+            self._metrics.set_job_records("finished", len(self._finished))
             self._metrics.inc("jobs_finished_by_stack")
             self._emit(EventKind.FINISHED_BY_STACK, uuid, detail, exit_status=-1,
                        signal_reason="stack_error", detail=detail)  # fmt: skip
