@@ -231,7 +231,8 @@ def test_emulator_public_names() -> None:
 
 STACK_PUBLIC = {
     "DEFAULT_AGENT_COMMAND", "AdoptedJob", "AdoptedState", "AgentExit", "AsyncStacksClient",
-    "CheckResult", "CheckableDispatcher", "check_dispatcher", "ConfigError", "DispatchDeferred", "DispatchError", "DispatchRequest", "DispatchSink",
+    "CheckResult", "CheckableDispatcher", "check_dispatcher", "ConfigError", "DispatchDeferred",
+    "DispatchError", "DispatchRequest", "DispatchSink",
     "Dispatcher", "EventCallback", "EventKind", "JsonLogFormatter", "ProvisioningSink", "Stack",
     "StackConfig", "StackEvent", "StackExit", "StackMetrics", "SubprocessConfig",
     "SubprocessDispatcher", "TokenRefresher", "rule_matches", "run_stack", "serves_job",
