@@ -48,6 +48,7 @@ class SimAgents:
         self.after_acquire = after_acquire
         self.after_start = after_start
         self.dispatched: dict[str, int] = {}
+        self.tokens: dict[str, str] = {}  # the token each agent acquires with (refreshable)
         self.overlaps: list[str] = []
         self.broken: str | None = None  # set: every dispatch fails so (a broken agent command)
         self._stop: dict[str, asyncio.Event] = {}
@@ -71,7 +72,7 @@ class SimAgents:
             raise DispatchError("image 'missing:latest' not found")
         assert request.token is not None
         self._stop[uuid] = asyncio.Event()
-        token = request.token.get_secret_value()
+        token = self.tokens[uuid] = request.token.get_secret_value()
         self._tasks[uuid] = asyncio.create_task(self._agent(uuid, token))
 
     async def cancel(self, job_uuid: str, reason: str) -> None:
@@ -124,7 +125,7 @@ class SimAgents:
             await self.before_acquire(uuid)
         if stop.is_set():
             return AgentExit(uuid, None, "", "cancelled before the agent took the job")
-        r = await self._send("POST", f"{base}/acquire", token)
+        r = await self._send("POST", f"{base}/acquire", self.tokens.get(uuid, token))
         if r.status_code != 200:
             return AgentExit(uuid, 3, f"acquire refused: {r.status_code} {r.text[:200]}")
         access = r.json()["access_token"]

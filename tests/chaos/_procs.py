@@ -9,6 +9,7 @@ the dead stack's reservations must end there and their jobs list again.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,16 @@ from pathlib import Path
 
 from ._world import DEFAULT_FAULTS, RunReport, World, verify
 
-__all__ = ["StackProcess", "kill_and_restart", "shared_key_rolling_update", "shared_queue"]
+__all__ = [
+    "AGENT",
+    "EXPIRY",
+    "StackProcess",
+    "finish_run",
+    "kill_and_restart",
+    "shared_key_rolling_update",
+    "shared_queue",
+    "wait",
+]
 
 AGENT = [sys.executable, "-m", "stacksapi.emulator._agent", "start", "--acquire-job", "{job_uuid}"]
 EXPIRY = 10  # the stack's reservation expiry (the smallest it accepts)
@@ -30,9 +40,15 @@ class StackProcess:
     """One stack key run as a process; ``start`` again after a kill restarts it (same work dir)."""
 
     def __init__(
-        self, world: World, key: str, root: Path, *, max_in_flight: int = 6, extra: str = ""
+        self,
+        world: World,
+        key: str,
+        root: Path,
+        *,
+        max_in_flight: int = 6,
+        command: list[str] | None = None,
+        extra: str = "",
     ) -> None:
-        """``extra``: more ``[stack]`` lines (``job_memory = 500``)."""
         self.world = world
         self.key = key
         self.root = root
@@ -41,7 +57,7 @@ class StackProcess:
         self.output = root / f"{key}.out"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
-        command = ", ".join(f'"{w}"' for w in AGENT)
+        command_toml = ", ".join(json.dumps(w) for w in (command or AGENT))  # TOML-safe quoting
         endpoint = world.base_url.rstrip("/")
         self.config.write_text(
             f"""
@@ -56,7 +72,7 @@ shutdown_grace = 5
 {extra}
 
 [subprocess]
-command = [{command}]
+command = [{command_toml}]
 env = {{ BUILDKITE_AGENT_ENDPOINT = "{endpoint}" }}
 work_dir = "{root / (key + "-work")}"
 kill_grace = 2
@@ -135,7 +151,7 @@ def _kill(world: World, victim: StackProcess, problems: list[str]) -> None:
         problems.append(f"{victim.key} killed: {len(left)} jobs still reserved after expiry")
 
 
-def _finish(
+def finish_run(
     world: World, jobs: list[str], stacks: list[StackProcess], *, name: str, problems: list[str]
 ) -> RunReport:
     world.stop_faults()
@@ -174,7 +190,7 @@ def kill_and_restart(
                 wait(_progressed(world, ids, target), [stack], 60)
                 _kill(world, stack, problems)
                 stack.start()
-            return _finish(
+            return finish_run(
                 world, ids, [stack], name=f"SIGKILL x{kills} seed={seed}", problems=problems
             )
         finally:
@@ -198,7 +214,7 @@ def shared_queue(
             _kill(world, victim, problems)
             wait(_progressed(world, ids, jobs // 2), [p for p in procs if p is not victim], 60)
             victim.start()
-            return _finish(
+            return finish_run(
                 world, ids, procs, name=f"{stacks} stacks, 1 killed seed={seed}", problems=problems
             )
         finally:
@@ -231,7 +247,7 @@ def shared_key_rolling_update(
                 problems.append(f"the stopped replica exited {code}, not 0")
             wait(_progressed(world, ids, jobs // 2), [procs[1]], 60)
             procs[0].start()  # the replacement replica
-            report = _finish(
+            report = finish_run(
                 world, ids, procs, name=f"one key, rolling update seed={seed}", problems=problems
             )
         finally:

@@ -55,7 +55,7 @@ class Flight:
     refreshing: bool = False  # a fresh token is being issued / handed over
     redispatch: bool = False  # torn down to be dispatched again with a fresh token
     finishing: bool = False  # a finish is outstanding: the job stays held until it lands
-    deferred_until: float | None = None
+    relaunches: int = 0  # dispatched again after its agent failed on a stale token
 
 
 def adopted_job(uuid: str) -> ScheduledJob:

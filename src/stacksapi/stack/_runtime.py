@@ -41,6 +41,8 @@ from ._watcher import Watcher
 
 __all__ = ["Stack", "StackExit"]
 
+_MAX_RELAUNCHES = 2
+
 
 class Stack:
     """Runs one stack: ``await stack.run_async()`` in asyncio, or ``stack.run()`` in a script.
@@ -209,7 +211,7 @@ class Stack:
             return
         self._emit(EventKind.AGENT_ENDED, uuid, f"agent ended (exit status {result.exit_status})",
                    exit_status=result.exit_status)  # fmt: skip
-        if flight.redispatch and not self._stop_requested:
+        if not self._stop_requested and (flight.redispatch or self._stale_token_failure(result)):
             self._pool.spawn(lambda: self._launcher.redispatched(uuid), f"re-dispatch job {uuid}")
             return
         if result.succeeded or flight.started or flight.cancelled:
@@ -219,6 +221,22 @@ class Stack:
             return
         flight.ended = result  # failed: was the job taken by the agent? a state check decides
         self._watcher.verify(uuid)
+
+    def _stale_token_failure(self, result: AgentExit) -> bool:
+        """An agent that failed before starting while its token was stale (adopted work whose
+        token predates the restart, or one past its expiry) most likely was refused for it:
+        start the job again with a fresh token rather than fail it (at most twice)."""
+        flight = self._table.get(result.job_uuid)
+        if flight is None or result.succeeded or flight.started or flight.cancelled:
+            return False
+        if not self.config.issue_tokens:
+            return False
+        expired = flight.token_expires_at is not None and flight.token_expires_at <= self._clock()
+        if not (flight.token_unknown or expired) or flight.relaunches >= _MAX_RELAUNCHES:
+            return False
+        flight.relaunches += 1
+        self.metrics.inc("jobs_redispatched")
+        return True
 
     def job_started(self, job_uuid: str) -> bool:
         """True once a state check saw an agent take the job (``ProvisioningSink``)."""

@@ -174,8 +174,10 @@ class SubprocessDispatcher:
             await asyncio.sleep(0.5)
         self._watchers.pop(uuid, None)
         (self.work_dir / "pids" / f"{_safe(uuid)}.pid").unlink(missing_ok=True)
+        reason = self._cancel_reason.pop(uuid, None)  # a new agent for the job starts clean
         if self._sink is not None:
-            self._sink.agent_ended(AgentExit(uuid, None, self._tail(uuid)))
+            error = f"The agent was stopped: {reason}" if reason else None
+            self._sink.agent_ended(AgentExit(uuid, None, self._tail(uuid), error))
 
     def _adopted_pids(self) -> dict[str, int]:
         """Agents watched by pid only (adopted at start): uuid -> pid, from their pid files."""
