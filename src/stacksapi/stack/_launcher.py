@@ -141,7 +141,8 @@ class Launcher:
             return
         if flight.details is None:
             try:
-                flight.details = await self._api.job(uuid)
+                async with self._pool.slot():  # thousands of fetches at once swamp the
+                    flight.details = await self._api.job(uuid)  # connection pool
             except StacksAPIError as exc:
                 if isinstance(exc, AuthenticationError) or not is_permanent(exc):
                     flight.dispatched = False  # fetched again with a fresh token at next poll

@@ -123,7 +123,12 @@ class Watcher:
         flight = self._table.get(uuid)
         if flight is None:
             return
-        if flight.ended is not None and not flight.started and state in AGENT_OWNED:
+        if (
+            flight.ended is not None
+            and not flight.started
+            and flight.adopted is None
+            and state in AGENT_OWNED
+        ):
             self._failures.race_lost(uuid, state)  # ours failed, yet an agent holds the job
             self._release(uuid)
             return
