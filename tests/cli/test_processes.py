@@ -155,6 +155,9 @@ def test_run_serves_jobs_and_deregisters_on_sigterm(tmp_path: Path) -> None:
                 time.sleep(0.1)
             assert [em.job(i).finish.exit_status for i in ids] == [0, 0]  # type: ignore[union-attr]
             assert [s.key for s in em.list_stacks()] == ["cli-run"]
+            pids = tmp_path / "work" / "pids"  # the agents exited (a stop leaves running ones)
+            while time.monotonic() < deadline and any(pids.glob("*.pid")):
+                time.sleep(0.1)
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=30)
         finally:

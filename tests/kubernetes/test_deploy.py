@@ -1,8 +1,9 @@
 """Everything under ``deploy/`` loads into lightkube's typed models and fits together.
 
-The RBAC is checked to be exactly the least privilege the dispatcher needs, the Deployment to
-take the cluster token from a Secret and to run the configured stack, and the ConfigMap's
-``stack.toml`` to build a real KubernetesDispatcher (the pod template included).
+The RBAC is checked to be exactly the least privilege the dispatcher needs, the StatefulSet to
+take the cluster token from a Secret and to run the configured stack under a per-replica key,
+and the ConfigMap's ``stack.toml`` to build a real KubernetesDispatcher (the pod template
+included). ``deploy/`` is generated from the Helm chart (``tests/chart`` checks it is current).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 from lightkube import codecs
-from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.apps_v1 import StatefulSet
 from lightkube.resources.core_v1 import ConfigMap, Secret, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 
@@ -67,8 +68,8 @@ def test_rbac_is_least_privilege_in_one_namespace() -> None:
     assert namespaces == {"buildkite"}
 
 
-def test_the_deployment_runs_the_configured_stack_with_the_token_from_a_secret() -> None:
-    (deployment,) = load(Deployment)
+def test_the_statefulset_runs_the_configured_stack_with_the_token_from_a_secret() -> None:
+    (deployment,) = load(StatefulSet)
     (account,) = load(ServiceAccount)
     (secret,) = load(Secret)
     pod = deployment.spec.template.spec
@@ -84,6 +85,9 @@ def test_the_deployment_runs_the_configured_stack_with_the_token_from_a_secret()
     config_path = container.command[container.command.index("--config") + 1]
     assert config_path == f"{mount.mountPath}/stack.toml"
     assert "stack.toml" in configmap.data
+    key = next(e for e in container.env if e.name == "STACKSAPI_STACK_KEY")
+    assert key.value == "kubernetes-$(POD_NAME)"  # one stable key per replica
+    assert deployment.spec.serviceName == deployment.metadata.name
 
 
 def test_the_shipped_stack_toml_builds_a_kubernetes_dispatcher() -> None:
@@ -97,6 +101,6 @@ def test_the_shipped_stack_toml_builds_a_kubernetes_dispatcher() -> None:
 
 def test_the_dockerfile_installs_the_extras_and_runs_as_non_root() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
-    assert '".[cli,kubernetes]"' in text
+    assert '".[cli,kubernetes,metrics]"' in text  # /metrics needs prometheus-client
     assert "USER 10001" in text
     assert 'ENTRYPOINT ["stacksapi"]' in text

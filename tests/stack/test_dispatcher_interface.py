@@ -77,6 +77,21 @@ async def test_a_request_carries_the_job_as_the_api_returns_it_fetched_once(
     assert em.counters()["get_job"] == {200: 2}  # once per job, through the stack's client
 
 
+async def test_job_details_can_be_turned_off_to_save_a_call_per_job(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    job = em.create_job(command="make")
+    dispatcher = Recording(stacks_emulator.base_url)
+    run = start(async_stacks_client, config(fetch_job_details=False), dispatcher)
+    await run.until(lambda: state(stacks_emulator, job) == "finished")
+    await run.stop()
+    (request,) = dispatcher.requests
+    assert request.details is None
+    assert (request.command, dict(request.env), request.plugins) == ("", {}, [])
+    assert "get_job" not in em.counters()
+
+
 class Busy(SimDispatcher):
     """Says "not now" to the first ``busy`` dispatches."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -181,11 +180,17 @@ async def test_token_only_in_environment_and_restart_adopts(tmp_path: Path) -> N
     ]  # ...and a restarted one adopts it
     with pytest.raises(DispatchError, match="already running"):
         await second.dispatch(request(uuid))
-    await second.cancel(uuid, "test over")
-    pid = int((tmp_path / "w" / "pids" / f"{uuid}.pid").read_text())
-    os.killpg(pid, 9)
+    await second.cancel(uuid, "its token is expiring")  # an adopted agent is killed by pid
     await eventually(lambda: bool(sink2.ended))
     assert sink2.ended[0].job_uuid == uuid
+    assert "its token is expiring" in (sink2.ended[0].error or "")
+    out.unlink()
+    await second.dispatch(request(uuid, "bkjat_fresh"))  # the job again, with a fresh token
+    await eventually(lambda: out.exists() and "bkjat_fresh" in out.read_text())
+    await asyncio.sleep(0.3)
+    assert len(sink2.ended) == 1  # the new agent was not stopped by the old agent's cancel
+    await second.cancel(uuid, "test over")
+    await eventually(lambda: len(sink2.ended) == 2)
     await second.shutdown(0)
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "TOKEN_ENV",
     "ApiOptions",
     "api_options",
+    "config_base_url_option",
     "describe_error",
     "env_flag",
     "error_hint",
@@ -168,6 +169,15 @@ def api_options(func: F) -> F:
     for option in reversed(_API_OPTIONS):
         decorated = option(decorated)
     return decorated  # type: ignore[no-any-return]
+
+
+def config_base_url_option(func: F) -> F:
+    """``--base-url`` of the commands that read a stack config: it wins over the config's."""
+    option = click.option(
+        "--base-url", default=None, metavar="URL",
+        help="API base URL; else the config's base_url, else STACKSAPI_BASE_URL, else Buildkite's.",
+    )  # fmt: skip
+    return option(func)
 
 
 def require_token(token: str | None) -> str:

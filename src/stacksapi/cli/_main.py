@@ -20,6 +20,7 @@ from ._api_commands import deregister, finish, jobs, notify, register, reserve, 
 from ._common import EXIT_API_ERROR, env_flag, redact
 from ._demo import demo
 from ._emulator_commands import emulator
+from ._kubernetes import kubernetes
 from ._run import run
 
 __all__ = ["cli", "main"]
@@ -131,6 +132,7 @@ for _command in (
     run,
     demo,
     emulator,
+    kubernetes,
 ):
     cli.add_command(_command)
 

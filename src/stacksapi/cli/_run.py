@@ -16,7 +16,15 @@ from typing import Any
 
 import click
 
-from ._common import EXIT_USAGE, TOKEN_ENV, error_hint, fail, redact, require_token
+from ._common import (
+    EXIT_USAGE,
+    TOKEN_ENV,
+    config_base_url_option,
+    error_hint,
+    fail,
+    redact,
+    require_token,
+)
 from ._render import console
 
 __all__ = ["run"]
@@ -47,14 +55,18 @@ def _event_printer(verbose: bool) -> Any:
     "--token", envvar=TOKEN_ENV, show_envvar=True, show_default=False, default=None,
     metavar="TOKEN", help="Cluster token (bkct_…). Never read from the config file.",
 )  # fmt: skip
-@click.option(
-    "--base-url", default=None, metavar="URL",
-    help="API base URL; else the config's base_url, else STACKSAPI_BASE_URL, else Buildkite's.",
-)  # fmt: skip
+@config_base_url_option
 @click.option("--key", default=None, help="Override stack.key.")
 @click.option("--queue", "queue_key", default=None, help="Override stack.queue_key.")
 @click.option("--max-in-flight", type=int, default=None, help="Override stack.max_in_flight.")
-@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics here.")
+@click.option(
+    "--metrics-port", type=int, default=None,
+    help="Serve /metrics, /healthz and /readyz on this port (0: any free port).",
+)  # fmt: skip
+@click.option(
+    "--metrics-host", default=None, metavar="ADDRESS",
+    help="Address the metrics and probes listen on (default 127.0.0.1; 0.0.0.0 in a pod).",
+)  # fmt: skip
 @click.option(
     "--agent-command", default=None, metavar="CMD",
     help="Override subprocess.command, e.g. 'buildkite-agent start --acquire-job {job_uuid}'.",
@@ -81,6 +93,7 @@ def run(  # noqa: PLR0917 - click passes options by name
     queue_key: str | None,
     max_in_flight: int | None,
     metrics_port: int | None,
+    metrics_host: str | None,
     agent_command: str | None,
     drain: bool | None,
     check: bool,
@@ -126,6 +139,7 @@ def run(  # noqa: PLR0917 - click passes options by name
             "queue_key": queue_key,
             "max_in_flight": max_in_flight,
             "metrics_port": metrics_port,
+            "metrics_host": metrics_host,
             "base_url": base_url,
             "on_shutdown": "drain" if drain else None,
         }

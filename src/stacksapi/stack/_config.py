@@ -197,6 +197,7 @@ class StackConfig:
     on_shutdown: str | None = None
     provisioning_timeout: float = 600.0
     dispatch_concurrency: int = 16
+    fetch_job_details: bool = True
     rate_limit_fraction: float = 0.9
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
@@ -242,6 +243,7 @@ class StackConfig:
             )
         _check_float(f"{p}.provisioning_timeout", self.provisioning_timeout, 1.0, 86400.0)
         _check_int(f"{p}.dispatch_concurrency", self.dispatch_concurrency, 1, 10_000)
+        _check_bool(f"{p}.fetch_job_details", self.fetch_job_details)
         _check_float(f"{p}.rate_limit_fraction", self.rate_limit_fraction, 0.05, 1.0)
         _check_int(f"{p}.metrics_port", self.metrics_port, 0, 65535, optional=True)
         _check_str(f"{p}.metrics_host", self.metrics_host)

@@ -139,7 +139,7 @@ class Launcher:
         flight = self._table.get(uuid)
         if flight is None or flight.cancelled:
             return
-        if flight.details is None:
+        if flight.details is None and cfg.fetch_job_details:
             try:
                 async with self._pool.slot():  # thousands of fetches at once swamp the
                     flight.details = await self._api.job(uuid)  # connection pool

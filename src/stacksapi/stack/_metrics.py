@@ -1,6 +1,7 @@
 """Prometheus metrics of the runtime. Optional: without ``prometheus-client`` they are no-ops.
 
-Install the ``metrics`` extra and set ``metrics_port`` to serve them on ``/metrics``. Each
+Install the ``metrics`` extra and set ``metrics_port`` to serve them on ``/metrics`` (with the
+probes, by :class:`~stacksapi.stack._status.StatusServer`). Each
 :class:`StackMetrics` has its own registry, so several stacks (or tests) in one process do not
 collide. Plain counters are also kept in :attr:`StackMetrics.counts` for summaries and tests.
 """
@@ -48,8 +49,7 @@ class StackMetrics:
         self._stack_key = stack_key
         self.breaker_open = False
         self._prom: dict[str, Any] = {}
-        self._server: Any = None
-        self.port: int | None = None
+        self.port: int | None = None  # set by the status server once it listens
         self.registry: Any = None
         if not enabled:
             return
@@ -92,34 +92,15 @@ class StackMetrics:
             registry=self.registry,
         )
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> int | None:
-        """Serve ``/metrics`` on ``host:port`` (0: any free port) in a background thread.
+    def exposition(self) -> tuple[bytes, str] | None:
+        """The text exposition of this stack's metrics and its content type (``/metrics``).
 
-        Returns the bound port, or ``None`` when prometheus-client is missing or the port is
-        taken (logged: metrics are not worth stopping the stack for).
-        """
+        ``None`` when prometheus-client is not installed or metrics are disabled."""
         if self.registry is None:
-            _log.warning("metrics_port set but prometheus-client is not installed")
             return None
         import prometheus_client as prom
 
-        try:
-            started = prom.start_http_server(port, addr=host, registry=self.registry)
-        except OSError as exc:
-            _log.error("cannot serve metrics on %s:%d: %s", host, port, exc)
-            return None
-        self._server = started[0] if isinstance(started, tuple) else None
-        bound = getattr(self._server, "server_port", port)
-        self.port = int(bound)
-        _log.info("metrics on http://%s:%d/metrics", host, self.port)
-        return self.port
-
-    def close(self) -> None:
-        """Stop serving (a no-op when not serving)."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        return prom.generate_latest(self.registry), prom.CONTENT_TYPE_LATEST
 
     def inc(self, name: str, amount: int = 1) -> None:
         if amount <= 0:

@@ -55,6 +55,7 @@ class Poller:
         metrics: StackMetrics,
         clock: Callable[[], float],
         stopping: Callable[[], bool],
+        on_polled: Callable[[], None] = lambda: None,
     ) -> None:
         self._cfg = config
         self._api = api
@@ -68,6 +69,7 @@ class Poller:
         self._metrics = metrics
         self._clock = clock
         self._stopping = stopping
+        self._on_polled = on_polled
         self._wake = asyncio.Event()
         self._cursor: str | None = None
         self._filtered_seen = JobMemory(config.job_memory)  # reported once each, bounded
@@ -96,6 +98,7 @@ class Poller:
                 again, next_runnable = await self._poll_once()
                 failures = 0
                 self._registration.healthy()
+                self._on_polled()
             except StacksAPIError as exc:
                 if forgotten(exc) and not self._stopping():
                     await self._registration.recover(exc)  # Fatal when it cannot

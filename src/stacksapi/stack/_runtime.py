@@ -27,6 +27,7 @@ from ._exit import Fatal, StackExit
 from ._failures import StartFailures
 from ._finisher import Finisher
 from ._flights import Flight, FlightTable, adopted_job
+from ._health import Health
 from ._launcher import Launcher
 from ._metrics import StackMetrics
 from ._notifier import Notifier
@@ -37,6 +38,7 @@ from ._ratelimit import RateLimiter
 from ._registration import Registration
 from ._sharedkey import SharedKeyWatch
 from ._shutdown import Shutdown
+from ._status import StatusServer
 from ._watcher import Watcher
 
 __all__ = ["Stack", "StackExit"]
@@ -65,6 +67,8 @@ class Stack:
         self.config = config
         self.dispatcher = dispatcher
         self.metrics = StackMetrics(stack_key=config.key)
+        self.health = Health(poll_interval=config.poll_interval, clock=clock)
+        self.status = StatusServer(self.metrics, self.health)
         self._log = logger or logging.getLogger("stacksapi.stack")
         self._clock = clock
         self._emit = Emitter(self._log, on_event)
@@ -104,6 +108,7 @@ class Stack:
             config, self._api, table=self._table, launcher=self._launcher, notifier=self._notes,
             failures=self._failures, registration=self._registration, emit=self._emit,
             metrics=self.metrics, clock=clock, stopping=lambda: self._stop_requested,
+            on_polled=self.health.polled,
         )  # fmt: skip
         self._handing_back: set[str] = set()
         self._stop_requested = False
@@ -161,13 +166,16 @@ class Stack:
         self._stop = asyncio.Event()
         if self._stop_requested:
             self._stop.set()
+        if self.config.metrics_port is not None:  # probes answer while it registers
+            await self.status.start(self.config.metrics_port, self.config.metrics_host)
         try:
             await self._registration.register()
         except Fatal as fatal:
+            self.health.failed = fatal.reason
+            await self.status.close()
             self._emit(EventKind.STOPPED, message=fatal.reason, reason=fatal.reason, ok=False)
             return StackExit(fatal.reason, fatal.cause)
-        if self.config.metrics_port is not None:
-            self.metrics.serve(self.config.metrics_port, self.config.metrics_host)
+        self.health.registered = True
         result = StackExit("stop requested")
         loops: list[asyncio.Task[None]] = []
         try:
@@ -273,6 +281,7 @@ class Stack:
                 died = err if isinstance(err, Fatal) else Fatal(f"internal error: {err!r}", err)
                 self._fatal = self._fatal or died
         if self._fatal is not None:
+            self.health.failed = self._fatal.reason
             self._log.error("stack %s stopping: %s", self.config.key, self._fatal.reason)
             return StackExit(self._fatal.reason, self._fatal.cause)
         return StackExit("stop requested")
@@ -340,6 +349,7 @@ class Stack:
 
     async def _shutdown(self, loops: list[asyncio.Task[None]], *, graceful: bool) -> None:
         self._stop_requested = True
+        self.health.stopping = True
         poll, rest = (loops[0], loops[1:]) if loops else (None, [])
         await cancel_tasks([poll] if poll else [])
         shutdown = Shutdown(
@@ -356,4 +366,4 @@ class Stack:
         except Exception:
             self._log.exception("stack %s: error while shutting down", self.config.key)
         await shutdown.deregister(self._api)
-        self.metrics.close()
+        await self.status.close()
