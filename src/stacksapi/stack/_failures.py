@@ -7,7 +7,10 @@ unfailed (the ``DispatchDeferred`` path: a one-second reservation, it lists agai
 breaker opens, the stack takes no jobs and hands back what it holds but has not launched, and
 resumes once a probe's agent takes its job. Successes (a launch under way, an agent that took
 its job) reset the streak. It also recognises an agent that lost the acquire race: its job is
-held by another agent (two processes with one stack key), which is not a failure at all.
+held by another agent (two processes with one stack key), which is not a failure at all; and
+once another process is known to use the key, an agent refused while the job is still ours is
+started again with a fresh token (the other process's deregistration ends our reservations,
+and our tokens with them).
 """
 
 from __future__ import annotations
@@ -40,13 +43,14 @@ class StartFailures:
         shared_key: SharedKeyWatch,
         clock: Callable[[], float],
         defer: Callable[[str, float], None],
+        relaunch: Callable[[str], bool],
         log: logging.Logger,
     ) -> None:
         self.breaker = Breaker(config.breaker_threshold, config.breaker_backoff_seconds)
         self._key = config.key
         self._table, self._finisher, self._emit = table, finisher, emit
         self._metrics, self._shared_key, self._clock = metrics, shared_key, clock
-        self._defer, self._log = defer, log
+        self._defer, self._relaunch, self._log = defer, relaunch, log
 
     @property
     def is_open(self) -> bool:
@@ -78,12 +82,19 @@ class StartFailures:
                    f"another agent took the job first ({state}); not a failure")  # fmt: skip
         self._shared_key.sign(f"an agent lost the acquire race for job {uuid}")
 
-    def start_failed(self, uuid: str, error: str, detail: str) -> None:
-        """A job failed to start with ``error``: finish it with ``detail``, or hand it back."""
+    def start_failed(self, uuid: str, error: str, detail: str, *, held: bool = False) -> bool:
+        """A job failed to start with ``error``: finish it with ``detail``, or hand it back.
+
+        ``held``: its agent failed while the job is still reserved by this stack's key. True when
+        the job was dispatched again instead (it stays in flight)."""
+        if held and self._shared_key.signs and self._relaunch(uuid):
+            self._emit(EventKind.API_ERROR, uuid, "its agent was refused while the job is still "
+                       "reserved by this key (a shared key): dispatching it again")  # fmt: skip
+            return True
         verdict = self.breaker.failure(uuid, error, self._clock())
         if verdict is Verdict.JOB:
             self._finisher.finish(uuid, detail)
-            return
+            return False
         retry_in = max(0.0, self.breaker.retry_at - self._clock())
         if verdict is Verdict.TRIPPED:
             reason = self.breaker.reason
@@ -101,7 +112,8 @@ class StartFailures:
                               self._key, error.strip()[:200], retry_in,
                               extra={"event": "breaker_probe_failed"})  # fmt: skip
         waiting = [u for u, f in self._table.items() if not f.dispatched and not f.cancelled]
-        for held in dict.fromkeys([uuid, *waiting]):
+        for back in dict.fromkeys([uuid, *waiting]):
             self._metrics.inc("jobs_handed_back")
-            self._emit(EventKind.HANDED_BACK, held, f"handed back unfailed: {error}")
-            self._defer(held, -1.0)
+            self._emit(EventKind.HANDED_BACK, back, f"handed back unfailed: {error}")
+            self._defer(back, -1.0)
+        return False

@@ -4,8 +4,11 @@ A 404 on a poll or a reserve means the server no longer knows this stack key: it
 deregistered (by another process using the same key as it stopped, by an operator) or the
 server lost it. Exiting would abandon the work in flight, so the stack registers again (an
 idempotent upsert), with a warning, the ``stack_reregistered`` metric and backoff between
-consecutive attempts, and goes on; the work it holds is still watched. A 404 at register itself
-(an unknown queue) stays permanent.
+consecutive attempts, and goes on; the work it holds is still watched. The server ended the
+stack's reservations when it forgot it, and the acquisition tokens with them, so every job still
+provisioning is reserved again at once and gets a fresh token (as adopted work does), instead
+of its agent failing on a dead token. A 404 at register itself (an unknown queue) stays
+permanent.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ._api import LimitedAPI
 from ._config import StackConfig
 from ._events import Emitter
 from ._exit import MAX_BACKOFF
+from ._flights import FlightTable
 from ._metrics import StackMetrics
 from ._register import register
 from ._sharedkey import SharedKeyWatch
@@ -43,23 +47,43 @@ class Registration:
         emit: Emitter,
         metrics: StackMetrics,
         shared_key: SharedKeyWatch,
+        table: FlightTable,
+        clock: Callable[[], float],
         log: logging.Logger,
         stopping: Callable[[], bool],
     ) -> None:
         self._api, self._config, self._emit = api, config, emit
         self._metrics, self._shared_key = metrics, shared_key
+        self._table, self._clock = table, clock
         self._log, self._stopping = log, stopping
         self._recoveries = 0  # consecutive re-registrations without a good poll between
+        self._noticed = False  # this 404 episode was counted and its work marked
 
     async def register(self) -> None:
         """Register, retrying transient errors; :class:`~._exit.Fatal` when it cannot."""
         await register(self._api, self._config, self._emit, self._stopping)
 
+    def noticed(self, error: StacksAPIError) -> None:
+        """Any call answered 404 (the watcher's too): count the sign once, and mark the work in
+        flight for a new reservation and a fresh token (the poller registers again)."""
+        if not forgotten(error) or self._noticed:
+            return
+        self._noticed = True
+        self._shared_key.sign("the server forgot the stack while it ran")
+        self._reservations_lost()
+
+    def _reservations_lost(self) -> None:
+        now = self._clock()
+        for flight in self._table.values():
+            if not flight.started and not flight.cancelled and not flight.finishing:
+                flight.expires_at = now  # its reservation ended with the stack: take it again
+                flight.token_unknown = True  # and its token: a fresh one follows
+
     async def recover(self, error: StacksAPIError) -> None:
         """The server answered 404 about this stack: wait (after the first time), register again."""
         key = self._config.key
         self._metrics.inc("stack_reregistered")
-        self._shared_key.sign("the server forgot the stack while it ran")
+        self.noticed(error)
         self._log.warning(
             "stack %s: the server no longer knows this stack (%s); registering again. "
             "Was it deregistered by another process using the same stack key? "
@@ -70,7 +94,9 @@ class Registration:
             await asyncio.sleep(min(MAX_BACKOFF, 0.5 * 2**self._recoveries))
         self._recoveries += 1
         await self.register()
+        self._reservations_lost()
 
     def healthy(self) -> None:
         """A poll went through: the next 404 is registered again at once."""
         self._recoveries = 0
+        self._noticed = False

@@ -87,11 +87,11 @@ class Stack:
         self._failures = StartFailures(
             config, table=self._table, finisher=self._finisher, emit=self._emit,
             metrics=self.metrics, shared_key=shared_key, clock=clock, defer=self._defer,
-            log=self._log,
+            relaunch=self._relaunch, log=self._log,
         )  # fmt: skip
         self._registration = Registration(
             self._api, config, emit=self._emit, metrics=self.metrics, shared_key=shared_key,
-            log=self._log, stopping=lambda: self._stop_requested,
+            table=self._table, clock=clock, log=self._log, stopping=lambda: self._stop_requested,
         )  # fmt: skip
         self._launcher = Launcher(
             config, dispatcher, api=self._api, table=self._table, pool=self._pool,
@@ -103,6 +103,7 @@ class Stack:
             config, self._api, table=self._table, launcher=self._launcher,
             finisher=self._finisher, failures=self._failures, emit=self._emit,
             metrics=self.metrics, clock=clock, release=self._release,
+            on_error=self._registration.noticed,
         )  # fmt: skip
         self._poller = Poller(
             config, self._api, table=self._table, launcher=self._launcher, notifier=self._notes,
@@ -244,6 +245,20 @@ class Stack:
             return False
         flight.relaunches += 1
         self.metrics.inc("jobs_redispatched")
+        return True
+
+    def _relaunch(self, uuid: str) -> bool:
+        """Dispatch a job whose agent failed before starting again, with a fresh token (at most
+        ``_MAX_RELAUNCHES`` times). False when it cannot or should not be."""
+        flight = self._table.get(uuid)
+        if flight is None or flight.cancelled or flight.finishing or self._stop_requested:
+            return False
+        if not self.config.issue_tokens or flight.relaunches >= _MAX_RELAUNCHES:
+            return False
+        flight.relaunches += 1
+        flight.ended = None
+        self.metrics.inc("jobs_redispatched")
+        self._pool.spawn(lambda: self._launcher.redispatched(uuid), f"re-dispatch job {uuid}")
         return True
 
     def job_started(self, job_uuid: str) -> bool:

@@ -48,6 +48,7 @@ class Watcher:
         metrics: StackMetrics,
         clock: Callable[[], float],
         release: Callable[[str], None],
+        on_error: Callable[[StacksAPIError], None] = lambda _exc: None,
     ) -> None:
         self._cfg = config
         self._api = api
@@ -59,6 +60,7 @@ class Watcher:
         self._metrics = metrics
         self._clock = clock
         self._release = release
+        self._on_error = on_error  # a 404: the registration takes note
         self._verify: set[str] = set()
         self._wake = asyncio.Event()
 
@@ -83,6 +85,7 @@ class Watcher:
             except StacksAPIError as exc:
                 if isinstance(exc, AuthenticationError):
                     raise Fatal(f"checking jobs failed permanently: {exc}", exc) from exc
+                self._on_error(exc)
                 self._emit(EventKind.API_ERROR, message=f"watch failed (will retry): {exc}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), tick)
@@ -142,7 +145,8 @@ class Watcher:
         if flight.ended is not None:
             if state in HELD and not flight.started:
                 detail = failure_detail(flight.ended)
-                self._failures.start_failed(uuid, detail, detail)
+                if self._failures.start_failed(uuid, detail, detail, held=True):
+                    return  # dispatched again: still ours
             self._release(uuid)
             return
         if flight.started:
