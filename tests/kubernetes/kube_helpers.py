@@ -120,7 +120,7 @@ class AgentKubelet:
             r = http.post(f"{base}/acquire", headers={"Authorization": f"Token {token}"})
             if r.status_code == 200:
                 if self.hold:
-                    self.released.wait(20)
+                    self.released.wait(120)  # the test releases it; a bound, not a pace
                 access = {"Authorization": f"Token {r.json()['access_token']}"}
                 r = http.put(f"{base}/finish", headers=access, json={"exit_status": 0})
                 status = 0 if r.status_code == 200 else 1

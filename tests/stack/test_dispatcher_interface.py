@@ -35,8 +35,6 @@ from stacksapi.stack import (
     EventKind,
 )
 
-pytestmark = pytest.mark.anyio
-
 
 class Recording(SimDispatcher):
     """Keeps every request it was handed."""
@@ -50,6 +48,7 @@ class Recording(SimDispatcher):
         await super().dispatch(request)
 
 
+@pytest.mark.anyio
 async def test_a_request_carries_the_job_as_the_api_returns_it_fetched_once(
     stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
 ) -> None:
@@ -77,6 +76,7 @@ async def test_a_request_carries_the_job_as_the_api_returns_it_fetched_once(
     assert em.counters()["get_job"] == {200: 2}  # once per job, through the stack's client
 
 
+@pytest.mark.anyio
 async def test_job_details_can_be_turned_off_to_save_a_call_per_job(
     stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
 ) -> None:
@@ -107,6 +107,7 @@ class Busy(SimDispatcher):
         await super().dispatch(request)
 
 
+@pytest.mark.anyio
 async def test_a_deferred_dispatch_hands_the_job_back_unfailed(
     stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
 ) -> None:
@@ -146,6 +147,7 @@ class Threaded(SimDispatcher):
         threading.Thread(target=agent, daemon=True).start()
 
 
+@pytest.mark.anyio
 async def test_agent_ended_may_be_called_from_another_thread(
     stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
 ) -> None:
@@ -166,6 +168,7 @@ def skipping_emulator() -> Iterator[EmulatorServer]:
         yield server
 
 
+@pytest.mark.anyio
 async def test_adopted_work_reports_its_state_and_is_timed_out_like_our_own(
     skipping_emulator: EmulatorServer,
 ) -> None:
@@ -212,3 +215,25 @@ async def adopted_work_scenario(
     assert finish.signal_reason == "stack_error"
     assert "did not start within 120 s" in (finish.detail or "")
     assert EventKind.RENEWED not in run.kinds(running)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("[" * 100_000, []),  # nested too deep: no crash
+        ('{"docker#v5": {}}', []),  # not a list
+        ('[1, "cache#v1", {"docker#v5": {"image": "x"}}]', [{"cache#v1": None},
+                                                             {"docker#v5": {"image": "x"}}]),
+        ("", []),
+    ],
+)  # fmt: skip
+def test_plugins_never_crash_on_bad_input(raw: str, expected: list[dict[str, Any]]) -> None:
+    import datetime as dt
+
+    from stacksapi import Job, ScheduledJob
+
+    job = ScheduledJob(id="j", scheduled_at=dt.datetime.now(dt.UTC))
+    request = DispatchRequest(
+        job, "s", "q", None, details=Job(id="j", env={"BUILDKITE_PLUGINS": raw})
+    )
+    assert request.plugins == expected

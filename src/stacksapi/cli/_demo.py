@@ -187,6 +187,7 @@ async def _run_demo(
             state_check_interval=0.25,
             reservation_expiry_seconds=60,
             shutdown_grace=5.0,
+            on_shutdown="drain",  # the demo's end is final: nothing outlives it
             subprocess=SubprocessConfig(
                 command=(
                     sys.executable,

@@ -112,10 +112,9 @@ class DispatchRequest:
 
     ``job`` is the job as listed (priority, agent query rules, pipeline, build, step);
     ``details`` the job as ``get_job`` returns it (command, env), fetched once through the
-    runtime's rate-limited client (``None`` for adopted work re-dispatched after a restart when
-    the fetch failed). ``token`` is the job acquisition token (``None`` when tokens are turned
-    off); put it in the agent's environment only. ``extra_env`` is environment the runtime wants
-    the agent to see.
+    runtime's rate-limited client (``None`` when ``fetch_job_details`` is off). ``token`` is
+    the job acquisition token (``None`` when tokens are turned off); put it in the agent's
+    environment only. ``extra_env`` is environment the runtime wants the agent to see.
     """
 
     job: ScheduledJob
@@ -151,7 +150,7 @@ def parse_plugins(raw: str | None) -> list[dict[str, Any]]:
         return []
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
         return []
     if not isinstance(value, list):
         return []

@@ -43,7 +43,7 @@ class Flight:
 
     job: ScheduledJob
     expires_at: float | None  # end of our reservation; None once an agent owns the job
-    since: float = 0.0  # when provisioning began (dispatch, or adoption)
+    since: float = 0.0  # when provisioning began (first dispatch, or adoption); 0: not yet
     dispatched: bool = False  # a dispatcher holds (or is launching) work for it
     started: bool = False  # an agent accepted the job
     cancelled: bool = False  # the dispatcher was told to tear the work down

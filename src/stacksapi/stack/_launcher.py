@@ -93,7 +93,8 @@ class Launcher:
         for uuid, token in tokens.items():
             if (flight := self._table.get(uuid)) is None or flight.cancelled:
                 continue
-            flight.dispatched, flight.since = True, self._clock()
+            flight.dispatched = True
+            flight.since = flight.since or self._clock()  # a re-dispatch keeps the first start
             if token is not None:
                 flight.token_expires_at = self._clock() + self.token_lifetime
                 flight.token_unknown = False

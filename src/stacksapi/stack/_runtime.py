@@ -142,11 +142,6 @@ class Stack:
         """How many jobs each bounded record remembers (``finished``, ``filtered``)."""
         return {"finished": self._finisher.remembered, "filtered": self._poller.filtered_remembered}
 
-    @property
-    def force_requested(self) -> bool:
-        """True after a second stop request: the grace period is skipped."""
-        return self._force
-
     def request_stop(self) -> None:
         """Stop taking jobs and shut down gracefully. A second call skips the grace period.
 
