@@ -5,10 +5,10 @@ deregistered (by another process using the same key as it stopped, by an operato
 server lost it. Exiting would abandon the work in flight, so the stack registers again (an
 idempotent upsert), with a warning, the ``stack_reregistered`` metric and backoff between
 consecutive attempts, and goes on; the work it holds is still watched. The server ended the
-stack's reservations when it forgot it, and the acquisition tokens with them, so every job still
-provisioning is reserved again at once and gets a fresh token (as adopted work does), instead
-of its agent failing on a dead token. A 404 at register itself (an unknown queue) stays
-permanent.
+stack's reservations when it forgot it, and the acquisition tokens with them: every job still
+provisioning is reserved again at once, and an agent of it refused for its dead token is
+dispatched again with a fresh one (:mod:`._failures`), never failed. A 404 at register itself
+(an unknown queue) stays permanent.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ class Registration:
         await register(self._api, self._config, self._emit, self._stopping)
 
     def noticed(self, error: StacksAPIError) -> None:
-        """Any call answered 404 (the watcher's too): count the sign once, and mark the work in
-        flight for a new reservation and a fresh token (the poller registers again)."""
+        """Any call answered 404 (the watcher's too): count the sign once, and have the work in
+        flight reserved again at once (the poller registers again)."""
         if not forgotten(error) or self._noticed:
             return
         self._noticed = True
@@ -77,7 +77,6 @@ class Registration:
         for flight in self._table.values():
             if not flight.started and not flight.cancelled and not flight.finishing:
                 flight.expires_at = now  # its reservation ended with the stack: take it again
-                flight.token_unknown = True  # and its token: a fresh one follows
 
     async def recover(self, error: StacksAPIError) -> None:
         """The server answered 404 about this stack: wait (after the first time), register again."""
