@@ -330,7 +330,7 @@ async def test_a_default_stop_leaves_work_in_flight_to_the_next_stack(
     assert dispatcher.cancelled == {}  # nothing torn down, nothing failed
     assert em.job(job).finish is None
     assert em.list_stacks() == []  # deregistered all the same
-    assert any("leaving 1 agents" in e.message for e in run.events)
+    assert any("leaving 1 agent (1 provisioning)" in e.message for e in run.events)
 
 
 async def test_permanent_error_mid_run_deregisters_and_reports(

@@ -66,8 +66,9 @@ class Shutdown:
         self._emit(EventKind.STOPPING, message=f"stopping: no new jobs ({how}); "
                    "Ctrl-C again to skip the grace period")  # fmt: skip
         await self._wait(
-            lambda: len(self._pool), max(deadline, self._clock() + 1.0), "launches and finishes"
-        )
+            lambda: len(self._pool), max(deadline, self._clock() + 1.0),
+            ("launch or finish", "launches and finishes"),
+        )  # fmt: skip
         for uuid in [u for u, f in table.items() if not f.dispatched]:
             self._launcher.cancel_work(uuid, "the stack is shutting down")  # never handed over
         if not drain:
@@ -75,29 +76,39 @@ class Shutdown:
                 provisioning = len(table.unstarted())
                 self._emit(
                     EventKind.WAITING,
-                    message=f"leaving {len(table)} agents ({provisioning} provisioning) to the "
+                    message=f"leaving {len(table)} agent{'' if len(table) == 1 else 's'} "
+                    f"({provisioning} provisioning) to the "
                     f"next stack started with key {cfg.key!r} (on_shutdown = \"leave\")",
                     agents=len(table), grace_left=0.0,
                 )  # fmt: skip
             return 0.0
-        await self._wait(lambda: len(table), deadline, "agents to finish")
+        await self._wait(lambda: len(table), deadline, ("agent to finish", "agents to finish"))
         for uuid in list(table):
             self._launcher.cancel_work(uuid, "the stack is shutting down")
         if table:
             await self._wait(
                 lambda: len(table),
                 self._clock() + _TEARDOWN_WAIT,
-                "agents being torn down",
+                ("agent being torn down", "agents being torn down"),
                 forceable=False,
             )
         return 0.0 if self._forced() else max(0.0, deadline - self._clock())
 
     async def _wait(
-        self, count: Callable[[], int], until: float, what: str, *, forceable: bool = True
+        self,
+        count: Callable[[], int],
+        until: float,
+        names: tuple[str, str],
+        *,
+        forceable: bool = True,
     ) -> None:
-        """Wait while ``count()`` > 0, up to ``until``, reporting what is left as it changes."""
+        """Wait while ``count()`` > 0, up to ``until``, reporting what is left as it changes.
+
+        ``names``: what is waited for, one and many. Only a forceable wait is the grace period
+        (a second stop request ends it); the others are bounded teardowns."""
         last: tuple[int, float] | None = None
         while (n := count()) and (left := until - self._clock()) > 0:
+            what = names[0] if n == 1 else names[1]
             if forceable and self._forced():
                 self._emit(EventKind.WAITING, message=f"stop now: not waiting for {n} {what}",
                            agents=n, grace_left=0.0)  # fmt: skip
@@ -105,10 +116,9 @@ class Shutdown:
             if not self._watcher_alive():
                 return  # nobody would see the agents start or end
             if last is None or n != last[0] or self._clock() - last[1] >= _REPORT_EVERY:
-                hint = "; Ctrl-C again to stop now" if forceable else ""
+                tail = " of grace left; Ctrl-C again to stop now" if forceable else " at most"
                 self._emit(EventKind.WAITING, message=f"waiting for {n} {what}, "
-                           f"{left:.0f} s of grace left{hint}", agents=n,
-                           grace_left=round(left, 1))  # fmt: skip
+                           f"{left:.0f} s{tail}", agents=n, grace_left=round(left, 1))  # fmt: skip
                 last = (n, self._clock())
             await asyncio.sleep(min(0.1, left))
 
