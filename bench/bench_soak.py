@@ -10,6 +10,10 @@ and the chaos invariants are checked from the emulator's job histories.
 Printed: the samples; for each process the memory at the end of the warm-up (the first fifth) as
 the baseline, the last sample's ratio to it and the least-squares slope after the warm-up (MB per
 hour; ~0 means no growth beyond noise); the same for file descriptors; then the invariants.
+Beside the jobs it runs, the stack is shown jobs it cannot serve (``--filtered-rate`` a second,
+agent query rule ``os=windows``), and each sample reads its per-job records from its metrics
+(``stacksapi_job_records``): they must stay within ``job_memory`` (``--job-memory``, small here
+so a short soak reaches the bound) however many jobs go by.
 The emulator keeps every job's history by design, so its memory grows with jobs served: its
 figure is also given per 1,000 jobs.
 
@@ -21,6 +25,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import socket
 import sys
 import tempfile
 import time
@@ -28,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import httpx2
 
 from chaos._procs import StackProcess, wait
 from chaos._world import DEFAULT_FAULTS, World, verify
@@ -42,6 +50,7 @@ class Sample:
     emulator_fds: int
     jobs_created: int
     jobs_done: int
+    records: dict[str, int]
 
 
 def rss_mb(pid: int) -> float:
@@ -53,6 +62,22 @@ def rss_mb(pid: int) -> float:
 
 def fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def job_records(port: int) -> dict[str, int]:
+    """The stack's ``stacksapi_job_records{record=...}`` gauges, from its /metrics."""
+    try:
+        text = httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx2.HTTPError:
+        return {}
+    found = re.findall(r'^stacksapi_job_records\{[^}]*record="(\w+)"[^}]*\} (\S+)$', text, re.M)
+    return {name: int(float(value)) for name, value in found}
 
 
 def slope_per_hour(points: list[tuple[float, float]]) -> float:
@@ -84,6 +109,9 @@ def main() -> int:
     parser.add_argument("--sample", type=float, default=None, help="seconds between samples")
     parser.add_argument("--faults", default=DEFAULT_FAULTS, help="fault spec (parse_fault_spec)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--filtered-rate", type=float, default=1.0,
+                        help="jobs per second this stack cannot serve")  # fmt: skip
+    parser.add_argument("--job-memory", type=int, default=200, help="stack.job_memory")
     args = parser.parse_args()
     if args.minutes <= 0 or not 0 < args.rate <= 20:
         parser.error("--minutes > 0 and 0 < --rate <= 20")
@@ -95,11 +123,14 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="soak-") as tmp,
         World(args.seed, faults=args.faults) as world,
     ):
-        stack = StackProcess(world, "soak", Path(tmp), max_in_flight=10)
+        port = free_port()
+        extra = f"job_memory = {args.job_memory}\nmetrics_port = {port}"
+        stack = StackProcess(world, "soak", Path(tmp), max_in_flight=10, extra=extra)
         stack.start()
         assert stack.proc is not None
         me = os.getpid()
         ids: list[str] = []
+        unservable = 0
         samples: list[Sample] = []
         started = time.monotonic()
         next_sample = started + min(every, 5.0)  # the first once the stack is up
@@ -108,17 +139,22 @@ def main() -> int:
                 due = int((now - started) * args.rate) + 1
                 if due > len(ids):
                     ids.extend(world.emulator.create_jobs(due - len(ids), command="true"))
+                due = int((now - started) * args.filtered_rate)
+                if due > unservable:
+                    world.emulator.create_jobs(due - unservable, agent_query_rules=["os=windows"])
+                    unservable = due
                 if now >= next_sample:
                     states = world.states(ids)
                     done = sum(s in ("finished", "canceled") for s in states.values())
                     samples.append(Sample(
                         now - started, rss_mb(stack.proc.pid), fds(stack.proc.pid),
-                        rss_mb(me), fds(me), len(ids), done,
+                        rss_mb(me), fds(me), len(ids), done, job_records(port),
                     ))  # fmt: skip
                     s = samples[-1]
                     print(f"{s.at:7.0f} s  stack {s.stack_rss_mb:6.1f} MB {s.stack_fds:3d} fds  "
                           f"emulator {s.emulator_rss_mb:6.1f} MB {s.emulator_fds:3d} fds  "
-                          f"jobs {s.jobs_done}/{s.jobs_created}", flush=True)  # fmt: skip
+                          f"jobs {s.jobs_done}/{s.jobs_created}  unservable {unservable}  "
+                          f"records {s.records}", flush=True)  # fmt: skip
                     next_sample += every
                 if not stack.alive:
                     print("the stack exited during the soak", file=sys.stderr)
@@ -142,6 +178,11 @@ def main() -> int:
             (samples[-1].jobs_created - samples[0].jobs_created) / 1000
         )
         print(f"emulator memory per 1,000 jobs kept: {per_k:.2f} MB")
+    most = {k: max(s.records.get(k, 0) for s in samples) for k in ("finished", "filtered")}
+    print(f"stack job records: at most {most} over {unservable} unservable jobs seen "
+          f"(bound job_memory = {args.job_memory})")  # fmt: skip
+    if any(v > args.job_memory for v in most.values()):
+        print(f"PROBLEM: a per-job record outgrew job_memory: {most}")
     print(f"\njobs {report.jobs}, faults {report.faults}, duplicates {report.duplicates}, "
           f"lost {report.lost}, drain {drained:.1f} s, outcomes {report.outcomes}, "
           f"stack exit code {code}")  # fmt: skip

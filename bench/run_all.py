@@ -18,7 +18,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     # name: (default arguments, --quick arguments)
     "bench_client.py": ([], ["--quick"]),
     "bench_emulator.py": ([], ["--seconds", "1", "--rounds", "1", "--memory-jobs", "20000"]),
-    "bench_stack.py": ([], ["--jobs", "2000"]),
+    "bench_stack.py": ([], ["--jobs", "2000", "--stacks", "10"]),
     "bench_dashboard.py": ([], ["--rounds", "5", "--seconds", "3"]),
     "bench_kubernetes.py": ([], ["--jobs", "200", "--qps", "200"]),
     "bench_vs_go.py": ([], ["--quick"]),

@@ -270,7 +270,8 @@ def test_runtime_and_model_have_names_that_cannot_be_mistaken() -> None:
 
 STACK_PUBLIC = {
     "DEFAULT_AGENT_COMMAND", "AdoptedJob", "AdoptedState", "AgentExit", "AsyncStacksClient",
-    "ConfigError", "DispatchDeferred", "DispatchError", "DispatchRequest", "DispatchSink",
+    "CheckResult", "CheckableDispatcher", "check_dispatcher", "ConfigError", "DispatchDeferred",
+    "DispatchError", "DispatchRequest", "DispatchSink",
     "Dispatcher", "EventCallback", "EventKind", "JsonLogFormatter", "ProvisioningSink", "Stack",
     "StackConfig", "StackEvent", "StackExit", "StackMetrics", "StackRunner", "SubprocessConfig",
     "SubprocessDispatcher", "TokenRefresher", "rule_matches", "run_stack", "serves_job",

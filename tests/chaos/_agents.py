@@ -50,6 +50,7 @@ class SimAgents:
         self.dispatched: dict[str, int] = {}
         self.tokens: dict[str, str] = {}  # the token each agent acquires with (refreshable)
         self.overlaps: list[str] = []
+        self.broken: str | None = None  # set: every dispatch fails so (a broken agent command)
         self._stop: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._sink: DispatchSink | None = None
@@ -65,6 +66,8 @@ class SimAgents:
         self.dispatched[uuid] = self.dispatched.get(uuid, 0) + 1
         if uuid in self._tasks:
             self.overlaps.append(uuid)
+        if self.broken is not None:
+            raise DispatchError(self.broken)
         if uuid in self.refuse:
             raise DispatchError("image 'missing:latest' not found")
         assert request.token is not None

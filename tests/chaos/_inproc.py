@@ -24,12 +24,14 @@ from ._world import DEFAULT_FAULTS, TERMINAL, RunReport, World, verify
 __all__ = [
     "FAST_RETRY",
     "Running",
+    "agent_command_broken",
     "cancel_everywhere",
     "clock_jumps",
     "faults_only",
     "finish_failures",
     "pause_resume",
     "run_world",
+    "shared_key",
 ]
 
 FAST_RETRY = RetryPolicy(max_attempts=6, initial_delay=0.05, max_delay=0.5)
@@ -99,11 +101,15 @@ async def run_world(
     during: Callable[[list[Running]], Awaitable[None]],
     agents: Callable[[], SimAgents] | None = None,
     drain_limit: float = DRAIN_LIMIT,
+    key: str | None = None,
     **changes: object,
 ) -> RunReport:
-    """Run ``stacks`` stacks, call ``during`` with faults on, drain, stop cleanly, verify."""
+    """Run ``stacks`` stacks, call ``during`` with faults on, drain, stop cleanly, verify.
+
+    Each stack has its own key (``chaos-<n>``), or all share ``key``."""
     make = agents or (lambda: SimAgents(world.base_url, run_for=0.02))
-    runs = [Running(world, f"chaos-{i}", make(), **changes) for i in range(stacks)]
+    keys = [f"chaos-{i}" for i in range(stacks)] if key is None else [key] * stacks
+    runs = [Running(world, k, make(), **changes) for k in keys]
     exits: list[StackExit] = []
     try:
         await during(runs)
@@ -322,13 +328,92 @@ async def finish_failures(seed: int, jobs: int, *, faults: str = DEFAULT_FAULTS)
             world.stop_faults()
             world.jump(11)  # past the reservations the failed finishes left behind
 
+        # The refused jobs fail alike and, once the others are done, one after another: just
+        # what the breaker takes for a broken agent command. This run is about finishing, so
+        # the breaker is off (its own scenario is ``agent_command_broken``).
         report = await run_world(
             world, ids, name=f"finish failures seed={seed}", during=during, agents=agents,
-            drain_limit=20.0,
+            drain_limit=20.0, breaker_threshold=0,
         )  # fmt: skip
         for uuid in refused:
             info = world.emulator.job(uuid)
             detail = info.finish.detail if info.finish is not None else None
             if detail is None or "missing:latest" not in detail:
                 report.problems.append(f"job {uuid}: finished without the dispatch error")
+        return report
+
+
+async def shared_key(seed: int, jobs: int, *, faults: str = DEFAULT_FAULTS) -> RunReport:
+    """Two stacks with one key (issue 9, item 7), under faults; midway one stops (a rolling
+    update: it deregisters the key) and a replacement with the same key starts.
+
+    Both reserve the same jobs now and then (a reserve by the same key extends the other's
+    reservation) and both dispatch them: the agent that loses the acquire race must be
+    recognised as such, never finish its job with ``stack_error``; the stop must not stop the
+    other stack; nothing runs twice, nothing is stranded.
+    """
+    with World(seed, faults=faults) as world:
+        ids = world.emulator.create_jobs(jobs)
+
+        def done(share: float) -> Callable[[], bool]:
+            return lambda: sum(s in TERMINAL for s in world.states(ids).values()) >= share * jobs
+
+        async def during(runs: list[Running]) -> None:
+            await until(done(0.3), limit=60)
+            await runs[0].stop()  # deregisters the key under the other stack
+            # The replacement starts once the survivor has noticed (registered again): one that
+            # registers the key first hides the 404 from it (see docs/stack.md, one key).
+            survivor = runs[1].stack.metrics.counts
+            await until(lambda: survivor["stack_reregistered"] >= 1, limit=30)
+            runs[0] = Running(world, "chaos-twin", SimAgents(world.base_url, run_for=0.02))
+            await until(done(0.8), limit=120)
+
+        report = await run_world(
+            world, ids, name=f"shared key seed={seed}", stacks=2, during=during, key="chaos-twin"
+        )
+        # One key, one rate-limit budget: two processes each pacing itself to the whole budget
+        # go over it now and then, and the server's 429s are honoured. Expected here.
+        report.problems = [p for p in report.problems if "beyond the rate limits" not in p]
+        finished_by_stack = report.outcomes.get("finished by stack", 0)
+        if finished_by_stack:
+            report.problems.append(f"{finished_by_stack} jobs failed by a stack (shared key)")
+        return report
+
+
+BROKEN = "cannot run 'buildkite-agent': No such file or directory"
+
+
+async def agent_command_broken(seed: int, jobs: int, *, faults: str = DEFAULT_FAULTS) -> RunReport:
+    """The agent command cannot start (issue 9, item 8), under faults, then it is fixed.
+
+    The breaker must open after a few failures, hand the jobs back unfailed (at most the first
+    of the streak is finished with ``stack_error``), and close by itself once a probe's agent
+    takes its job; then the queue drains.
+    """
+    with World(seed, faults=faults) as world:
+        ids = world.emulator.create_jobs(jobs)
+        sims: list[SimAgents] = []
+        opened: list[StackEvent] = []
+
+        def agents() -> SimAgents:
+            sims.append(SimAgents(world.base_url, run_for=0.02))
+            sims[-1].broken = BROKEN
+            return sims[-1]
+
+        async def during(runs: list[Running]) -> None:
+            runs[0].on_event = lambda e: (
+                opened.append(e) if e.kind is EventKind.BREAKER_OPEN else None
+            )
+            await until(lambda: bool(opened), limit=30)
+            await asyncio.sleep(1.0)  # open: a probe or two fail too
+            sims[0].broken = None  # the operator fixes the agent command
+            await until(lambda: not runs[0].stack.breaker_open, limit=60)
+
+        report = await run_world(
+            world, ids, name=f"agent command broken seed={seed}", during=during, agents=agents,
+            breaker_backoff_seconds=0.3,
+        )  # fmt: skip
+        failed = report.outcomes.get("finished by stack", 0)
+        if failed > 1:
+            report.problems.append(f"{failed} jobs failed for a broken agent command (at most 1)")
         return report

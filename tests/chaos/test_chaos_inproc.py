@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import pytest
 
-from ._inproc import cancel_everywhere, clock_jumps, faults_only, finish_failures, pause_resume
+from ._inproc import (
+    agent_command_broken,
+    cancel_everywhere,
+    clock_jumps,
+    faults_only,
+    finish_failures,
+    pause_resume,
+    shared_key,
+)
 from .conftest import Ledger
 
 pytestmark = pytest.mark.anyio
@@ -49,3 +57,17 @@ async def test_failed_dispatches_are_finished_even_when_finish_calls_failed(
     report = chaos_ledger.record(await finish_failures(12, 15))
     assert report.ok, report.explain()
     assert report.outcomes.get("finished by stack", 0) == 5
+
+
+async def test_two_stacks_with_one_key_never_run_or_fail_a_job_twice(chaos_ledger: Ledger) -> None:
+    report = chaos_ledger.record(await shared_key(13, 60))
+    assert report.ok, report.explain()
+    assert report.duplicates == 0
+
+
+async def test_a_broken_agent_command_trips_the_breaker_and_recovers(
+    chaos_ledger: Ledger,
+) -> None:
+    report = chaos_ledger.record(await agent_command_broken(14, 40))
+    assert report.ok, report.explain()
+    assert report.outcomes.get("finished by stack", 0) <= 1

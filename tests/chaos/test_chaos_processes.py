@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ._procs import kill_and_restart, shared_queue
+from ._procs import kill_and_restart, shared_key_rolling_update, shared_queue
 from .conftest import Ledger
 
 pytestmark = pytest.mark.slow
@@ -29,4 +29,11 @@ def test_shared_queue_one_stack_killed_and_restarted(
 ) -> None:
     report = chaos_ledger.record(shared_queue(8 + stacks, 12, tmp_path, stacks=stacks))
     assert report.ok, report.explain()
+    assert report.restarts == 1
+
+
+def test_one_key_two_processes_rolling_update(tmp_path: Path, chaos_ledger: Ledger) -> None:
+    report = chaos_ledger.record(shared_key_rolling_update(15, 30, tmp_path))
+    assert report.ok, report.explain()
+    assert report.duplicates == 0
     assert report.restarts == 1

@@ -57,7 +57,10 @@ def test_positional_key_still_works_and_conflicts_are_usage_errors(
 
 def test_run_accepts_stack_beside_key(runner: CliRunner, tmp_path: Path) -> None:
     config = tmp_path / "stack.toml"
-    config.write_text('[stack]\nkey = "from-file"\nqueue_key = "linux"\n')
+    config.write_text(
+        '[stack]\nkey = "from-file"\nqueue_key = "linux"\n'
+        "[subprocess]\ncommand = ['sh']\n"  # on PATH: --check tries the dispatcher too
+    )
     for flag in ("--stack", "--key"):
         result = runner.invoke(cli, ["run", "--config", str(config), flag, "from-flag", "--check"])
         assert result.exit_code == 0, result.output

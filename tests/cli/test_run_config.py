@@ -74,7 +74,8 @@ def test_check_prints_the_effective_config(runner: CliRunner, tmp_path: Path) ->
     config = tmp_path / "stack.toml"
     config.write_text(
         "[stack]\nkey = 'edge'\nqueue_key = 'linux'\n"
-        "[subprocess]\nenv = { DEPLOY_TOKEN = 'do-not-print-me', REGION = 'eu' }\n"
+        "[subprocess]\ncommand = ['sh']\n"
+        "env = { DEPLOY_TOKEN = 'do-not-print-me', REGION = 'eu' }\n"
     )
     code, out, _err = run(runner, config, "--check", "--max-in-flight", "7", "-o", "json")
     assert code == 2  # -o is not a run option: usage error
@@ -122,7 +123,7 @@ def test_drain_makes_the_stop_final_and_a_bad_policy_is_named(
     runner: CliRunner, tmp_path: Path
 ) -> None:
     config = tmp_path / "stack.toml"
-    config.write_text("[stack]\nkey = 'edge'\n")
+    config.write_text("[stack]\nkey = 'edge'\n[subprocess]\ncommand = ['sh']\n")  # on PATH
     code, out, _err = run(runner, config, "--check", "--drain")
     assert code == 0
     assert "stack.on_shutdown" in out

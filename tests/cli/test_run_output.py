@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,6 +57,7 @@ def _config(
     *,
     work_dir: Path | None = None,
     command: list[str] = AGENT,
+    on_shutdown: str = "drain",  # a final stop: the agents' ends are seen, not left behind
 ) -> Path:
     config = tmp_path / "stack.toml"
     config.write_text(
@@ -64,6 +66,7 @@ def _config(
         'queue_key = "linux"\n'
         "poll_interval = 0.1\n"
         "state_check_interval = 0.1\n"
+        f'on_shutdown = "{on_shutdown}"\n'
         "[subprocess]\n"
         f"command = {json.dumps(command)}\n"
         f'env = {{ BUILDKITE_AGENT_ENDPOINT = "{server.base_url}" }}\n'
@@ -111,6 +114,23 @@ def test_run_says_where_its_work_is_and_removes_a_directory_it_made(tmp_path: Pa
     (logs_line,) = [line for line in out.splitlines() if line.startswith("agent logs ")]
     assert str(work / "logs") in logs_line
     assert not work.exists()  # made for this run, removed at its end
+
+
+def test_a_stop_that_leaves_agents_running_keeps_the_work_directory_it_made(
+    tmp_path: Path,
+) -> None:
+    # The default stop leaves running agents to the next stack: their directory must survive.
+    with EmulatorServer() as server:
+        server.emulator.create_queue("linux")
+        ids = server.emulator.create_jobs(1, queue="linux", command="echo hi")
+        config = _config(tmp_path, server, on_shutdown="leave")
+        code, out, err = _run_until_done(server, config, ids)
+    assert code == 0, err
+    (work_line,) = [line for line in out.splitlines() if line.startswith("work directory ")]
+    work = Path(re.search(r"work directory (\S+)", work_line).group(1))  # type: ignore[union-attr]
+    assert "kept" in work_line
+    assert work.exists()
+    shutil.rmtree(work)
 
 
 def test_run_keeps_a_configured_work_directory(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ collector (deleting an owner deletes what it owns: pods, Secrets). ``hold_lists`
 responses after their snapshot was taken, to replay a list that is answered late.
 A pluggable *kubelet* (a function run in a thread for each new pod) decides what the pod does.
 Faults can be injected per method and kind. Bearer-token auth, like a real cluster.
+``SelfSubjectAccessReview`` answers "allowed" except for the (verb, resource) pairs in ``denied``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ Kubelet = Callable[["FakeKube", str, Obj], None]
 
 _GROUPS = {"jobs": ("batch/v1", "Job"), "pods": ("v1", "Pod"), "secrets": ("v1", "Secret"),
            "events": ("v1", "Event")}  # fmt: skip
+
+
+_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 
 
 def now_iso() -> str:
@@ -116,6 +120,7 @@ class FakeKube:
         self._rv = itertools.count(1000)
         self.requests: list[tuple[str, str]] = []
         self.faults: list[list[Any]] = []  # [method, plural, status, times]
+        self.denied: set[tuple[str, str]] = set()  # (verb, resource) the account may not do
         self.kubelet: Kubelet | None = None
         self.closing = False
         self.generation = 0
@@ -332,6 +337,8 @@ class FakeKube:
             major, minor = self.server_version
             return JSONResponse({"major": str(major), "minor": f"{minor}+",
                                  "gitVersion": f"v{major}.{minor}.3"})  # fmt: skip
+        if request.method == "POST" and path.endswith(_ACCESS_REVIEWS):
+            return self._access_review(await request.json())
         route = self._route(path)
         if route is None:
             return status(404, "NotFound", f"the server could not find {path}")
@@ -372,6 +379,14 @@ class FakeKube:
                     self._job_created(ns, self.objects[(plural, ns, name)])
                 return JSONResponse(stored)
         return status(405, "MethodNotAllowed", "method not allowed")
+
+    def _access_review(self, review: Obj) -> JSONResponse:
+        """``kubectl auth can-i``: allowed unless (verb, resource) is in ``denied``."""
+        attrs = review.get("spec", {}).get("resourceAttributes") or {}
+        allowed = (attrs.get("verb"), attrs.get("resource")) not in self.denied
+        reason = "allowed by the test's Role" if allowed else "denied by the test"
+        review["status"] = {"allowed": allowed, "reason": reason}
+        return JSONResponse(review, status_code=201)
 
     @staticmethod
     def _missing(plural: str, name: str) -> JSONResponse:

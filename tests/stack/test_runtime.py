@@ -339,14 +339,27 @@ async def test_permanent_error_mid_run_deregisters_and_reports(
     em = stacks_emulator.emulator
     run = start(async_stacks_client, config(), sim(stacks_emulator))
     await run.until(lambda: EventKind.POLLED in run.kinds())
-    em.reset()  # the server forgets the stack: polling now answers 404
+    em.tokens = ("bkct_" + "0" * 40,)  # the cluster token is revoked: polling now answers 401
     assert run.task is not None
     with anyio.fail_after(15):
         result = await run.task
     assert not result.ok
     assert result.exit_code == 1
     assert "polling failed permanently" in result.reason
+    assert "401" in result.reason
     assert "deregister_stack" in em.counters()  # it still tried to deregister
+
+
+async def test_a_server_that_forgot_everything_sees_the_stack_register_again(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    em = stacks_emulator.emulator
+    run = start(async_stacks_client, config(), sim(stacks_emulator))
+    await run.until(lambda: EventKind.POLLED in run.kinds())
+    em.reset()  # the server forgets the stack: polling answers 404 (it used to exit 1)
+    job = em.create_job()
+    await run.until(lambda: state(stacks_emulator, job) == "finished")
+    assert (await run.stop()).ok
 
 
 async def test_unknown_queue_fails_at_register(

@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import shlex
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -95,7 +96,10 @@ def job_label(uuid: str, data: Mapping[str, Any]) -> str:
     help="A final stop: on SIGINT/SIGTERM wait up to shutdown_grace for agents, then tear the "
     "rest down (stack.on_shutdown = \"drain\"). Default: leave them to the next stack.",
 )  # fmt: skip
-@click.option("--check", is_flag=True, help="Validate the configuration, print it, and exit.")
+@click.option(
+    "--check", is_flag=True,
+    help="Validate the configuration, print it, try the dispatcher (exit 1 if it fails), exit.",
+)  # fmt: skip
 @click.option("--all-events", is_flag=True, help="Also print polls and renewals.")
 @click.option(
     "--log-format", type=click.Choice(["text", "json"]), default=None,
@@ -168,7 +172,11 @@ def run(  # noqa: PLR0917 - click passes options by name
     except (ConfigError, ValueError, TypeError) as exc:
         fail(f"bad configuration: {exc}", code=EXIT_USAGE, secrets=(token,))
     if check:
-        _print_config(config)
+        from ._run_check import run_check
+
+        code = run_check(config, dispatcher, token=token)
+        if code:
+            sys.exit(code)
         return
     token = require_token(token)
     from stacksapi._errors import RequestValidationError
@@ -211,7 +219,8 @@ def run(  # noqa: PLR0917 - click passes options by name
 @contextmanager
 def _work_dir(config: Any, *, custom: bool) -> Iterator[Any]:
     """Say where the agents' work and logs go; make a work directory when none is configured
-    and remove it at the end (unless agents were left running in it: ``on_shutdown = "leave"``).
+    and remove it at the end, unless agents were left running in it (any stop but a final one:
+    ``stack.on_shutdown = "drain"``).
     """
     if custom:  # another dispatcher (Kubernetes, ...): no local work directory
         yield config
@@ -223,7 +232,7 @@ def _work_dir(config: Any, *, custom: bool) -> Iterator[Any]:
         config = config.with_overrides(subprocess={"work_dir": str(made)})
         sub = config.subprocess
     work = Path(sub.work_dir).resolve()
-    keep = made is None or sub.on_shutdown == "leave"
+    keep = made is None or config.shutdown_policy != "drain"  # agents may outlive a "leave"
     out = console()
     if made is None:
         note = "kept"
@@ -244,24 +253,3 @@ def _work_dir(config: Any, *, custom: bool) -> Iterator[Any]:
     finally:
         if made is not None and not keep:
             shutil.rmtree(made, ignore_errors=True)
-
-
-def _print_config(config: Any) -> None:
-    import dataclasses
-
-    from ._render import emit_kv
-
-    flat: dict[str, object] = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if f.name == "subprocess":
-            for g in dataclasses.fields(value):
-                sub = getattr(value, g.name)
-                flat[f"subprocess.{g.name}"] = dict(sub) if g.name == "env" else sub
-        else:
-            flat[f"stack.{f.name}"] = dict(value) if f.name in {"metadata", "tags"} else value
-    if "subprocess.env" in flat and isinstance(flat["subprocess.env"], dict):
-        from ._render import mask_env
-
-        flat["subprocess.env"] = mask_env(flat["subprocess.env"], show_secrets=False)
-    emit_kv(flat, title="stack configuration (valid)")

@@ -39,6 +39,7 @@ from stacksapi.stack import (
     AdoptedJob,
     AdoptedState,
     AgentExit,
+    CheckResult,
     DispatchError,
     DispatchRequest,
     DispatchSink,
@@ -123,6 +124,24 @@ class KubernetesDispatcher:
     @property
     def namespace(self) -> str:
         return self.api.namespace
+
+    async def check(self) -> list[CheckResult]:
+        """For ``stacksapi run --check``: the API answers and the service account may do what
+        the dispatcher needs (see :mod:`._preflight`). Starts nothing."""
+        from ._preflight import check_kubernetes
+
+        try:
+            client = connect(self.config, self._kube_config)
+        except RuntimeError as exc:
+            return [CheckResult(False, str(exc))]
+        cfg = self.config
+        api = KubeAPI(
+            client, client.namespace, qps=cfg.api_qps, burst=cfg.api_burst, retries=cfg.api_retries
+        )
+        try:
+            return await check_kubernetes(client, api, dict(self.selector))
+        finally:
+            await client.close()
 
     async def start(self, sink: DispatchSink) -> Collection[AdoptedJob]:
         """Connect, list this stack's Jobs (the active ones are returned), start watching.

@@ -25,6 +25,7 @@ from ._events import EventCallback, EventKind, StackEvent
 from ._exit import StackExit
 from ._logging import JsonLogFormatter
 from ._metrics import StackMetrics
+from ._preflight import CheckableDispatcher, CheckResult, check_dispatcher
 from ._rules import rule_matches, serves_job
 from ._runtime import Stack, StackRunner
 from ._subprocess import SubprocessDispatcher
@@ -35,6 +36,8 @@ __all__ = [
     "AdoptedState",
     "AgentExit",
     "AsyncStacksClient",
+    "CheckResult",
+    "CheckableDispatcher",
     "ConfigError",
     "DispatchDeferred",
     "DispatchError",
@@ -54,6 +57,7 @@ __all__ = [
     "SubprocessConfig",
     "SubprocessDispatcher",
     "TokenRefresher",
+    "check_dispatcher",
     "rule_matches",
     "run_stack",
     "serves_job",

@@ -203,6 +203,9 @@ class StackConfig:
     metrics_host: str = "127.0.0.1"
     base_url: str | None = None
     dispatcher: str | None = None
+    breaker_threshold: int = 3
+    breaker_backoff_seconds: float = 5.0
+    job_memory: int = 10_000
     subprocess: SubprocessConfig = dataclasses.field(default_factory=SubprocessConfig)
     extensions: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
@@ -248,6 +251,9 @@ class StackConfig:
         _check_str(f"{p}.dispatcher", self.dispatcher, optional=True)
         if self.dispatcher is not None and ":" not in self.dispatcher:
             raise ConfigError(f"{p}.dispatcher", f"expected MODULE:NAME (got {self.dispatcher!r})")
+        _check_int(f"{p}.breaker_threshold", self.breaker_threshold, 0, 1000)
+        _check_float(f"{p}.breaker_backoff_seconds", self.breaker_backoff_seconds, 0.1, 3600.0)
+        _check_int(f"{p}.job_memory", self.job_memory, 100, 10_000_000)
         if not isinstance(self.subprocess, SubprocessConfig):
             raise ConfigError("subprocess", "must be a SubprocessConfig")
         if not isinstance(self.extensions, Mapping) or not all(

@@ -47,6 +47,10 @@ class EventKind(enum.StrEnum):
     WAITING = "waiting"  # shutting down: data: agents, grace_left
     DEREGISTERED = "deregistered"
     STOPPED = "stopped"  # data: reason, ok
+    ACQUIRE_LOST = "acquire_lost"  # job: another agent took it first (a shared stack key)
+    HANDED_BACK = "handed_back"  # job: let go unfailed, back to the queue (breaker open)
+    BREAKER_OPEN = "breaker_open"  # data: reason, retry_in; no jobs taken until a probe works
+    BREAKER_CLOSED = "breaker_closed"  # a probe's agent took its job: taking jobs again
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from ._flights import FlightTable
 from ._metrics import StackMetrics
 from ._planning import crop_detail, redact_tokens
 from ._pool import WorkerPool
+from ._records import DEFAULT_JOB_MEMORY, JobMemory
 
 __all__ = ["Finisher"]
 
@@ -40,6 +41,7 @@ class Finisher:
         release: Callable[[str], None],
         on_fatal: Callable[[Fatal], None],
         log: logging.Logger,
+        memory: int = DEFAULT_JOB_MEMORY,
     ) -> None:
         self._api = api
         self._table = table
@@ -49,13 +51,18 @@ class Finisher:
         self._release = release
         self._on_fatal = on_fatal
         self._log = log
-        self._finished: set[str] = set()
+        self._finished = JobMemory(memory)  # finished once each (bounded: a stack runs for days)
         self._pending: set[str] = set()
 
     @property
     def pending(self) -> int:
         """Finishes not yet landed."""
         return len(self._pending)
+
+    @property
+    def remembered(self) -> int:
+        """Jobs remembered as finished (at most ``memory``)."""
+        return len(self._finished)
 
     def finish(self, uuid: str, detail: str) -> None:
         """Finish ``uuid`` with ``stack_error`` and ``detail``, then release its flight."""
@@ -97,6 +104,7 @@ class Finisher:
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 continue
             self._finished.add(uuid)
+            self._metrics.set_job_records("finished", len(self._finished))
             self._metrics.inc("jobs_finished_by_stack")
             self._emit(EventKind.FINISHED_BY_STACK, uuid, detail, exit_status=-1,
                        signal_reason="stack_error", detail=detail)  # fmt: skip

@@ -28,6 +28,7 @@ from ._dispatcher import (
     TokenRefresher,
 )
 from ._events import Emitter, EventKind
+from ._failures import StartFailures
 from ._finisher import Finisher
 from ._flights import FlightTable
 from ._metrics import StackMetrics
@@ -53,6 +54,7 @@ class Launcher:
         table: FlightTable,
         pool: WorkerPool,
         finisher: Finisher,
+        failures: StartFailures,
         notifier: Notifier,
         emit: Emitter,
         metrics: StackMetrics,
@@ -67,6 +69,7 @@ class Launcher:
         self._table = table
         self._pool = pool
         self._finisher = finisher
+        self._failures = failures
         self._notes = notifier
         self._emit = emit
         self._metrics = metrics
@@ -139,7 +142,8 @@ class Launcher:
             return
         if flight.details is None and cfg.fetch_job_details:
             try:
-                flight.details = await self._api.job(uuid)
+                async with self._pool.slot():  # thousands of fetches at once swamp the
+                    flight.details = await self._api.job(uuid)  # connection pool
             except StacksAPIError as exc:
                 if isinstance(exc, AuthenticationError) or not is_permanent(exc):
                     flight.dispatched = False  # fetched again with a fresh token at next poll
@@ -162,12 +166,15 @@ class Launcher:
             self._defer(uuid, exc.retry_after if exc.retry_after is not None else -1.0)
             return
         except DispatchError as exc:
+            error = str(exc)
             detail = redact_tokens(f"The stack could not start an agent for this job: {exc}")
         except Exception as exc:
-            detail = redact_tokens(f"The stack's dispatcher failed: {type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            detail = redact_tokens(f"The stack's dispatcher failed: {error}")
             trace = redact_tokens("".join(traceback.format_exception(exc)))
             self._log.error("job %s: dispatcher raised:\n%s", uuid, trace, extra={"job_uuid": uuid})
         else:
+            self._failures.launched()
             self._metrics.inc("jobs_dispatched")
             wait = (dt.datetime.now(dt.UTC) - aware(flight.job.scheduled_at)).total_seconds()
             self._metrics.observe_dispatch_wait(wait)
@@ -176,7 +183,7 @@ class Launcher:
             return
         self._metrics.inc("dispatch_failures")
         self._emit(EventKind.DISPATCH_FAILED, uuid, detail)
-        self._finisher.finish(uuid, detail)
+        self._failures.start_failed(uuid, redact_tokens(error), detail)
 
     # --- fresh tokens for slow provisioning -------------------------------------------------
 

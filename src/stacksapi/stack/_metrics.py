@@ -32,6 +32,11 @@ _COUNTERS = {
     "tokens_refreshed": "Fresh acquisition tokens issued for work still provisioning",
     "jobs_redispatched": "Jobs torn down and dispatched again for a fresh token",
     "provisioning_timeouts": "Jobs whose agent did not start within provisioning_timeout",
+    "stack_reregistered": "Registrations again after the server forgot the stack (404)",
+    "acquire_races_lost": "Agents that lost the acquire race to another agent (a shared key)",
+    "shared_key_detected": "Signs that another process uses this stack key",
+    "breaker_trips": "Times the breaker opened on the same failure across consecutive jobs",
+    "jobs_handed_back": "Jobs let go unfailed, back to the queue (breaker open)",
 }
 
 
@@ -42,6 +47,7 @@ class StackMetrics:
         self.counts: Counter[str] = Counter()
         self.api_calls: Counter[tuple[str, str]] = Counter()
         self._stack_key = stack_key
+        self.breaker_open = False
         self._prom: dict[str, Any] = {}
         self.port: int | None = None  # set by the status server once it listens
         self.registry: Any = None
@@ -61,6 +67,14 @@ class StackMetrics:
         self._prom["in_flight"] = prom.Gauge(
             "stacksapi_jobs_in_flight", "Jobs in flight", labels, registry=self.registry
         )
+        self._prom["breaker_open"] = prom.Gauge(
+            "stacksapi_breaker_open", "1 while the breaker is open (no jobs taken)", labels,
+            registry=self.registry,
+        )  # fmt: skip
+        self._prom["job_records"] = prom.Gauge(
+            "stacksapi_job_records", "Jobs remembered after they were let go, by record",
+            [*labels, "record"], registry=self.registry,
+        )  # fmt: skip
         self._prom["api_calls"] = prom.Counter(
             "stacksapi_api_calls",
             "Stacks API calls by endpoint and status",
@@ -106,6 +120,17 @@ class StackMetrics:
         metric = self._prom.get("in_flight")
         if metric is not None:
             metric.labels(self._stack_key).set(value)
+
+    def set_breaker_open(self, is_open: bool) -> None:
+        self.breaker_open = is_open
+        metric = self._prom.get("breaker_open")
+        if metric is not None:
+            metric.labels(self._stack_key).set(1 if is_open else 0)
+
+    def set_job_records(self, record: str, count: int) -> None:
+        metric = self._prom.get("job_records")
+        if metric is not None:
+            metric.labels(self._stack_key, record).set(count)
 
     def observe_poll(self, seconds: float) -> None:
         metric = self._prom.get("poll_seconds")

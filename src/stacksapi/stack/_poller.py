@@ -2,7 +2,10 @@
 
 One poll reads up to ``max_pages`` pages, drops jobs this stack cannot serve (agent query
 rules), jobs not yet runnable and jobs the dispatcher deferred, orders the rest by priority and
-age, reserves as many as there is room for and hands them to the :class:`Launcher`.
+age, reserves as many as there is room for (none while the breaker is open: see
+:mod:`._failures`) and hands them to the :class:`Launcher`. Under contention with other stacks
+it picks within a wider window (:mod:`._spreading`). A 404 (the server forgot the stack) is
+handed to the :class:`~._registration.Registration`, which registers again.
 """
 
 from __future__ import annotations
@@ -20,11 +23,17 @@ from ._api import LimitedAPI, is_permanent
 from ._config import StackConfig
 from ._events import Emitter, EventKind, job_names
 from ._exit import MAX_BACKOFF, Fatal
+from ._failures import StartFailures
 from ._flights import Flight, FlightTable
 from ._launcher import Launcher
 from ._metrics import StackMetrics
 from ._notifier import Notifier
-from ._planning import chunks, select_candidates, start_order
+from ._planning import chunks, select_candidates
+from ._records import JobMemory
+from ._registration import Registration, forgotten
+from ._spreading import Spreading
+
+_MIN_PAGE = 100  # jobs per page at least (runs of unservable jobs are skipped faster)
 
 __all__ = ["Poller"]
 
@@ -40,6 +49,8 @@ class Poller:
         table: FlightTable,
         launcher: Launcher,
         notifier: Notifier,
+        failures: StartFailures,
+        registration: Registration,
         emit: Emitter,
         metrics: StackMetrics,
         clock: Callable[[], float],
@@ -51,6 +62,9 @@ class Poller:
         self._table = table
         self._launcher = launcher
         self._notes = notifier
+        self._failures = failures
+        self._registration = registration
+        self.spreading = Spreading()
         self._emit = emit
         self._metrics = metrics
         self._clock = clock
@@ -58,9 +72,14 @@ class Poller:
         self._on_polled = on_polled
         self._wake = asyncio.Event()
         self._cursor: str | None = None
-        self._filtered_seen: set[str] = set()
+        self._filtered_seen = JobMemory(config.job_memory)  # reported once each, bounded
         self._deferred: dict[str, float] = {}  # uuid -> clock time before which it is skipped
         self.paused = False
+
+    @property
+    def filtered_remembered(self) -> int:
+        """Jobs remembered as filtered (at most ``job_memory``)."""
+        return len(self._filtered_seen)
 
     def wake(self) -> None:
         self._wake.set()
@@ -78,8 +97,12 @@ class Poller:
             try:
                 again, next_runnable = await self._poll_once()
                 failures = 0
+                self._registration.healthy()
                 self._on_polled()
             except StacksAPIError as exc:
+                if forgotten(exc) and not self._stopping():
+                    await self._registration.recover(exc)  # Fatal when it cannot
+                    continue
                 if is_permanent(exc):
                     raise Fatal(f"polling failed permanently: {exc}", exc) from exc
                 failures += 1
@@ -108,8 +131,12 @@ class Poller:
         now_mono = self._clock()
         skip = {u for u, t in self._deferred.items() if t > now_mono}
         cursor, more = self._cursor, False
+        # Read what this stack could take or choose among, no more: a stack with little free
+        # capacity on a deep queue would otherwise fetch and parse full pages for a few jobs.
+        want = min(self.spreading.window(free), max(free, cfg.page_size))
+        limit = min(cfg.page_size, max(want, _MIN_PAGE))
         for page_number in range(cfg.max_pages):
-            page = await self._api.list_jobs(cfg.queue_key, cfg.page_size, cursor)
+            page = await self._api.list_jobs(cfg.queue_key, limit, cursor)
             self._set_paused(page.cluster_queue.dispatch_paused)
             if self.paused:
                 return False, None
@@ -128,16 +155,22 @@ class Poller:
             cursor = page.page_info.end_cursor
             self._emit(EventKind.POLLED, message=f"page {page_number + 1}: {len(page.jobs)} jobs",
                        jobs=len(page.jobs), paused=False)  # fmt: skip
-            if len(eligible) >= free or not more:
+            if len(eligible) >= want or not more:
                 break
         # Resume from the cursor next time only when the pages read held nothing to do, so jobs
         # behind a wall of unservable ones are reached; otherwise start from the top again.
         self._cursor = cursor if more and not eligible else None
         await self._launcher.retry_failed()
-        if free <= 0:
+        self._metrics.set_job_records("filtered", len(self._filtered_seen))
+        take = self._failures.capacity(free) if eligible and free > 0 else 0
+        if take <= 0:
             return False, None
-        chosen = sorted(eligible.values(), key=start_order)[:free]
-        await self._reserve_and_launch(chosen)
+        chosen = self.spreading.choose(list(eligible.values()), take)
+        try:
+            await self._reserve_and_launch(chosen)
+        finally:
+            if not any(j.id in self._table for j in chosen):
+                self._failures.probe_missed()  # (a no-op unless that was a probe)
         wait = None
         if next_runnable is not None:
             wait = (next_runnable - dt.datetime.now(dt.UTC)).total_seconds()
@@ -154,8 +187,6 @@ class Poller:
         for job, rules in filtered:
             if job.id in self._filtered_seen:
                 continue
-            if len(self._filtered_seen) > 100_000:
-                self._filtered_seen.clear()
             self._filtered_seen.add(job.id)
             self._metrics.inc("jobs_filtered")
             self._emit(EventKind.FILTERED, job.id, f"not served here: {', '.join(rules)}",
@@ -169,6 +200,7 @@ class Poller:
             expires = self._clock() + cfg.reservation_expiry_seconds
             self._metrics.inc("jobs_reserved", len(res.reserved))
             self._metrics.inc("jobs_not_reserved", len(res.not_reserved))
+            self.spreading.observe(len(batch), len(res.not_reserved))
             for uuid in res.not_reserved:
                 self._emit(EventKind.NOT_RESERVED, uuid, "not reserved (taken or gone)")
             reserved = [u for u in res.reserved if u in by_id and u not in self._table]

@@ -24,16 +24,19 @@ from ._config import StackConfig
 from ._dispatcher import AdoptedState, AgentExit, Dispatcher, adopted_states
 from ._events import Emitter, EventCallback, EventKind, job_names
 from ._exit import Fatal, StackExit
+from ._failures import StartFailures
 from ._finisher import Finisher
 from ._flights import Flight, FlightTable, adopted_job
 from ._health import Health
 from ._launcher import Launcher
 from ._metrics import StackMetrics
 from ._notifier import Notifier
+from ._planning import chunks
 from ._poller import Poller
 from ._pool import WorkerPool, cancel_tasks, running_loop
 from ._ratelimit import RateLimiter
-from ._register import register
+from ._registration import Registration
+from ._sharedkey import SharedKeyWatch
 from ._shutdown import Shutdown
 from ._status import StatusServer
 from ._watcher import Watcher
@@ -81,23 +84,37 @@ class StackRunner:
         self._pool = WorkerPool(config.dispatch_concurrency, self._log)
         self._finisher = Finisher(
             self._api, self._table, self._pool, self._emit, self.metrics,
-            release=self._release, on_fatal=self._die, log=self._log,
+            release=self._release, on_fatal=self._die, log=self._log, memory=config.job_memory,
+        )  # fmt: skip
+        shared_key = SharedKeyWatch(config.key, self.metrics, self._log, clock)
+        self._failures = StartFailures(
+            config, table=self._table, finisher=self._finisher, emit=self._emit,
+            metrics=self.metrics, shared_key=shared_key, clock=clock, defer=self._defer,
+            relaunch=self._relaunch, log=self._log,
+        )  # fmt: skip
+        self._registration = Registration(
+            self._api, config, emit=self._emit, metrics=self.metrics, shared_key=shared_key,
+            table=self._table, clock=clock, log=self._log, stopping=lambda: self._stop_requested,
         )  # fmt: skip
         self._launcher = Launcher(
             config, dispatcher, api=self._api, table=self._table, pool=self._pool,
-            finisher=self._finisher, notifier=self._notes, emit=self._emit, metrics=self.metrics,
-            clock=clock, release=self._release, defer=self._defer, log=self._log,
+            finisher=self._finisher, failures=self._failures, notifier=self._notes,
+            emit=self._emit, metrics=self.metrics, clock=clock, release=self._release,
+            defer=self._defer, log=self._log,
         )  # fmt: skip
         self._watcher = Watcher(
             config, self._api, table=self._table, launcher=self._launcher,
-            finisher=self._finisher, emit=self._emit, metrics=self.metrics, clock=clock,
-            release=self._release,
+            finisher=self._finisher, failures=self._failures, emit=self._emit,
+            metrics=self.metrics, clock=clock, release=self._release,
+            on_error=self._registration.noticed,
         )  # fmt: skip
         self._poller = Poller(
             config, self._api, table=self._table, launcher=self._launcher, notifier=self._notes,
-            emit=self._emit, metrics=self.metrics, clock=clock,
-            stopping=lambda: self._stop_requested, on_polled=self.health.polled,
+            failures=self._failures, registration=self._registration, emit=self._emit,
+            metrics=self.metrics, clock=clock, stopping=lambda: self._stop_requested,
+            on_polled=self.health.polled,
         )  # fmt: skip
+        self._handing_back: set[str] = set()
         self._stop_requested = False
         self._force = False
         self._fatal: Fatal | None = None
@@ -116,6 +133,17 @@ class StackRunner:
     def paused(self) -> bool:
         """Whether the last poll saw ``dispatch_paused``."""
         return self._poller.paused
+
+    @property
+    def breaker_open(self) -> bool:
+        """Whether the breaker is open: the same failure across consecutive jobs stopped the
+        stack taking jobs until a probe's agent takes its job (see ``docs/stack.md``)."""
+        return self._failures.is_open
+
+    @property
+    def job_records(self) -> Mapping[str, int]:
+        """How many jobs each bounded record remembers (``finished``, ``filtered``)."""
+        return {"finished": self._finisher.remembered, "filtered": self._poller.filtered_remembered}
 
     def request_stop(self) -> None:
         """Stop taking jobs and shut down gracefully. A second call skips the grace period.
@@ -145,7 +173,7 @@ class StackRunner:
         if self.config.metrics_port is not None:  # probes answer while it registers
             await self.status.start(self.config.metrics_port, self.config.metrics_host)
         try:
-            await register(self._api, self.config, self._emit, lambda: self._stop_requested)
+            await self._registration.register()
         except Fatal as fatal:
             self.health.failed = fatal.reason
             await self.status.close()
@@ -199,6 +227,8 @@ class StackRunner:
             self._pool.spawn(lambda: self._launcher.redispatched(uuid), f"re-dispatch job {uuid}")
             return
         if result.succeeded or flight.started or flight.cancelled:
+            if result.succeeded and not flight.started and not flight.cancelled:
+                self._failures.agent_took(uuid)  # its agent ran: the launch path works
             self._release(uuid)
             return
         flight.ended = result  # failed: was the job taken by the agent? a state check decides
@@ -218,6 +248,20 @@ class StackRunner:
             return False
         flight.relaunches += 1
         self.metrics.inc("jobs_redispatched")
+        return True
+
+    def _relaunch(self, uuid: str) -> bool:
+        """Dispatch a job whose agent failed before starting again, with a fresh token (at most
+        ``_MAX_RELAUNCHES`` times). False when it cannot or should not be."""
+        flight = self._table.get(uuid)
+        if flight is None or flight.cancelled or flight.finishing or self._stop_requested:
+            return False
+        if not self.config.issue_tokens or flight.relaunches >= _MAX_RELAUNCHES:
+            return False
+        flight.relaunches += 1
+        flight.ended = None
+        self.metrics.inc("jobs_redispatched")
+        self._pool.spawn(lambda: self._launcher.redispatched(uuid), f"re-dispatch job {uuid}")
         return True
 
     def job_started(self, job_uuid: str) -> bool:
@@ -277,11 +321,16 @@ class StackRunner:
         if (flight := self._table.get(uuid)) is not None:
             flight.cancelled, flight.expires_at = True, None
         self._release(uuid)
+        self._handing_back.add(uuid)
+        if len(self._handing_back) == 1:  # one request for the jobs handed back together
+            self._pool.spawn(self._hand_back, "hand back jobs")
 
-        async def hand_back() -> None:  # a 1-second reservation: the job lists again at once
-            await self._api.reserve([uuid], 1)
-
-        self._pool.spawn(hand_back, f"hand back job {uuid}")
+    async def _hand_back(self) -> None:
+        """A 1-second reservation (the API has no "release"): the jobs list again at once."""
+        await asyncio.sleep(0)  # gather what is handed back in the same moment
+        uuids, self._handing_back = sorted(self._handing_back), set()
+        for batch in chunks(uuids):
+            await self._api.reserve(batch, 1)
 
     def _call_in_loop(self, fn: Callable[[], None]) -> None:
         loop = self._loop

@@ -38,6 +38,7 @@ from ._dispatcher import (
     DispatchSink,
 )
 from ._planning import redact_tokens
+from ._preflight import CheckResult, check_subprocess
 
 __all__ = ["SubprocessDispatcher"]
 
@@ -71,6 +72,10 @@ class SubprocessDispatcher:
         """Where the agent for ``job_uuid`` writes its output."""
         base = Path(self.config.log_dir) if self.config.log_dir else self.work_dir / "logs"
         return base / f"{_safe(job_uuid)}.log"
+
+    async def check(self) -> list[CheckResult]:
+        """For ``stacksapi run --check``: the command resolves, the work directory is writable."""
+        return check_subprocess(self.config)
 
     async def start(self, sink: DispatchSink) -> Collection[AdoptedJob]:
         """Create the directories and adopt agents still running from a previous run."""

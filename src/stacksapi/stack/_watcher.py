@@ -22,6 +22,7 @@ from ._config import StackConfig
 from ._dispatcher import AgentExit
 from ._events import Emitter, EventKind
 from ._exit import Fatal
+from ._failures import StartFailures
 from ._finisher import Finisher
 from ._flights import AGENT_OWNED, CANCELLING, HELD, OVER, TERMINAL, FlightTable
 from ._launcher import Launcher
@@ -42,20 +43,24 @@ class Watcher:
         table: FlightTable,
         launcher: Launcher,
         finisher: Finisher,
+        failures: StartFailures,
         emit: Emitter,
         metrics: StackMetrics,
         clock: Callable[[], float],
         release: Callable[[str], None],
+        on_error: Callable[[StacksAPIError], None] = lambda _exc: None,
     ) -> None:
         self._cfg = config
         self._api = api
         self._table = table
         self._launcher = launcher
         self._finisher = finisher
+        self._failures = failures
         self._emit = emit
         self._metrics = metrics
         self._clock = clock
         self._release = release
+        self._on_error = on_error  # a 404: the registration takes note
         self._verify: set[str] = set()
         self._wake = asyncio.Event()
 
@@ -80,6 +85,7 @@ class Watcher:
             except StacksAPIError as exc:
                 if isinstance(exc, AuthenticationError):
                     raise Fatal(f"checking jobs failed permanently: {exc}", exc) from exc
+                self._on_error(exc)
                 self._emit(EventKind.API_ERROR, message=f"watch failed (will retry): {exc}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), tick)
@@ -120,14 +126,27 @@ class Watcher:
         flight = self._table.get(uuid)
         if flight is None:
             return
+        if (
+            flight.ended is not None
+            and not flight.started
+            and flight.adopted is None
+            and state in AGENT_OWNED
+        ):
+            self._failures.race_lost(uuid, state)  # ours failed, yet an agent holds the job
+            self._release(uuid)
+            return
         if state in AGENT_OWNED and not flight.started:
             flight.started, flight.expires_at = True, None
             self._emit(EventKind.STARTED, uuid, f"agent took the job ({state})")
+            if flight.adopted is None:
+                self._failures.agent_took(uuid)
         elif flight.started and flight.adopted is not None and state not in AGENT_OWNED:
             flight.started = False  # the dispatcher thought so; the API says not yet
         if flight.ended is not None:
             if state in HELD and not flight.started:
-                self._finisher.finish(uuid, failure_detail(flight.ended))
+                detail = failure_detail(flight.ended)
+                if self._failures.start_failed(uuid, detail, detail, held=True):
+                    return  # dispatched again: still ours
             self._release(uuid)
             return
         if flight.started:
