@@ -161,6 +161,7 @@ def test_a_config_change_shows_in_the_output(tmp_path: Path) -> None:
         ("no-kubernetes", 2, "bad configuration: kubernetes: no [kubernetes] table"),
         ("bad-key", 2, "bad configuration: kubernetes.pending_timeout"),
         ("no-tokens", 1, "this job would not be dispatched: no job acquisition token"),
+        ("no-dispatcher", 2, 'needs stack.dispatcher = "stacksapi.kubernetes:dispatcher"'),
     ],
 )
 def test_bad_input_is_one_line_with_the_reason(
@@ -172,6 +173,8 @@ def test_bad_input_is_one_line_with_the_reason(
         config.write_text(f'[stack]\nkey = "{KEY}"\n')
     elif setup == "bad-key":
         config = write_config(tmp_path, "pending_timeout = 0\n")
+    elif setup == "no-dispatcher":  # without it, [kubernetes] is no table the stack knows
+        config.write_text(f'[stack]\nkey = "{KEY}"\n[kubernetes]\nnamespace = "ci"\n')
     elif setup == "no-tokens":
         config = write_config(tmp_path, stack_extra="issue_tokens = false\n")
     else:

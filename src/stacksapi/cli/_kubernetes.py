@@ -39,6 +39,7 @@ __all__ = ["kubernetes"]
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _JOB_FIELDS = ("id", "priority", "agent_query_rules", "scheduled_at", "runnable_at",
                "pipeline", "build", "step")  # fmt: skip
+_DISPATCHER = "stacksapi.kubernetes:dispatcher"
 _NEW_AT_DISPATCH = "<new-at-each-dispatch>"  # the dispatch id, and the created Job's uid
 
 
@@ -104,7 +105,12 @@ def render(  # noqa: PLR0917 - click passes options by name
         from stacksapi.kubernetes import KubernetesConfig
 
         kube = KubernetesConfig.from_mapping(config.extensions["kubernetes"])
-    except (ConfigError, ValueError, TypeError) as exc:
+    except ConfigError as exc:
+        hint = ""
+        if exc.key == "kubernetes" and "unknown key" in str(exc):  # read only for that dispatcher
+            hint = f'; a [kubernetes] table needs stack.dispatcher = "{_DISPATCHER}"'
+        fail(f"bad configuration: {exc}{hint}", code=EXIT_USAGE)
+    except (ValueError, TypeError) as exc:
         fail(f"bad configuration: {exc}", code=EXIT_USAGE)
     except ImportError as exc:
         fail(str(exc), code=EXIT_USAGE)
