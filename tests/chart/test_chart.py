@@ -236,3 +236,21 @@ def test_the_chart_ships_this_version_of_the_controller() -> None:
 
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["appVersion"] == __version__
+
+
+@pytest.mark.parametrize(
+    "setting", ["config.kubernetes.namespace=builds", "config.namespace=builds"]
+)
+def test_the_grants_are_where_the_jobs_are_created(helm: Path, setting: str) -> None:
+    """Jobs in another namespace than the release's: the Role and its binding are there."""
+    objects = render(helm, sets=[setting])
+    role, binding = one(objects, "Role"), one(objects, "RoleBinding")
+    assert role["metadata"]["namespace"] == "builds"
+    assert binding["metadata"]["namespace"] == "builds"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "stacksapi", "namespace": "buildkite"}
+    ]
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.25", strict=True)
+    default = render(helm)
+    assert one(default, "Role")["metadata"]["namespace"] == "buildkite"

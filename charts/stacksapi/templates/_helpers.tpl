@@ -124,3 +124,8 @@ always quoted on one line by toToml, so only bare numbers at the end of a line a
 {{- fail "replicas: more than one replica needs perReplicaKey: true (two controllers must never share a stack key)" }}
 {{- end }}
 {{- end }}
+
+{{/* The namespace the Jobs are created in: kubernetes.namespace, else the release's. */}}
+{{- define "stacksapi.jobNamespace" -}}
+{{- (include "stacksapi.config" . | fromYaml).kubernetes.namespace | default .Release.Namespace }}
+{{- end }}
