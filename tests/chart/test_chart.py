@@ -191,6 +191,7 @@ def test_without_metrics_there_is_no_port_and_no_probe(helm: Path) -> None:
         (["replicas=2", "perReplicaKey=false"], "more than one replica needs perReplicaKey"),
         (["config.stack.key=" + "k" * 75], "makes stack keys of 87 characters (at most 80)"),
         (["config.poll-interval=soon"], "config.poll-interval: must be seconds or a duration"),
+        (["config.max-in-flight=0"], "config.max-in-flight: Must be greater than or equal to 1"),
     ],
 )
 def test_bad_values_are_refused_naming_the_field(helm: Path, sets: list[str], message: str) -> None:
