@@ -255,3 +255,18 @@ def test_the_grants_are_where_the_jobs_are_created(helm: Path, setting: str) -> 
         kubernetes_validate.validate(obj, "1.25", strict=True)
     default = render(helm)
     assert one(default, "Role")["metadata"]["namespace"] == "buildkite"
+
+
+def test_the_install_notes_render_with_the_sorted_config(helm: Path, tmp_path: Path) -> None:
+    """NOTES.txt (never rendered by ``helm template``) names the queue and the Jobs' namespace."""
+    chart = tmp_path / "stacksapi"
+    shutil.copytree(CHART, chart)
+    shutil.copy(chart / "templates" / "NOTES.txt", chart / "templates" / "notes-as-template.yaml")
+    values = VALUE_SETS["agent-stack-k8s-controller-values"]
+    assert values is not None
+    args = ["template", "t", str(chart), "-f", str(values), "--set", "config.namespace=builds",
+            "--show-only", "templates/notes-as-template.yaml"]  # fmt: skip
+    done = run_helm(helm, *args)
+    assert done.returncode == 0, done.stderr
+    assert "Queue: kubernetes-big" in done.stdout
+    assert "kubectl -n builds get jobs,pods" in done.stdout
