@@ -83,3 +83,21 @@ def test_a_misspelt_agent_stack_k8s_setting_is_refused_at_install(helm: Path) ->
     done = run_helm(helm, *template_args(sets=["config.max-in-flite=3"]))
     assert done.returncode != 0
     assert "config: Additional property max-in-flite is not allowed" in done.stderr
+
+
+def test_their_token_values_give_the_controller_its_token(helm: Path) -> None:
+    """``agentStackSecret`` (their Secret, key BUILDKITE_AGENT_TOKEN) or ``agentToken``."""
+    values = CHART / "ci" / "agent-stack-k8s-controller-values.yaml"
+    objects = render(helm, values)
+    (container,) = one(objects, "StatefulSet")["spec"]["template"]["spec"]["containers"]
+    token = next(e for e in container["env"] if e["name"] == "BUILDKITE_CLUSTER_TOKEN")
+    ref = {"name": "buildkite-agent-secrets", "key": "BUILDKITE_AGENT_TOKEN"}
+    assert token["valueFrom"]["secretKeyRef"] == ref
+    assert not [o for o in objects if o["kind"] == "Secret"]  # theirs exists already
+    made = render(helm, sets=["agentToken=bkct_from_their_values"])
+    secret = one(made, "Secret")
+    (container,) = one(made, "StatefulSet")["spec"]["template"]["spec"]["containers"]
+    token = next(e for e in container["env"] if e["name"] == "BUILDKITE_CLUSTER_TOKEN")
+    ref = token["valueFrom"]["secretKeyRef"]
+    assert secret["metadata"]["name"] == ref["name"]
+    assert secret["stringData"] == {ref["key"]: "bkct_from_their_values"}

@@ -129,3 +129,20 @@ always quoted on one line by toToml, so only bare numbers at the end of a line a
 {{- define "stacksapi.jobNamespace" -}}
 {{- (include "stacksapi.config" . | fromYaml).kubernetes.namespace | default .Release.Namespace }}
 {{- end }}
+
+{{/*
+Where the controller's token is: clusterToken, or agent-stack-k8s's values (agentStackSecret, an
+existing Secret with the token under BUILDKITE_AGENT_TOKEN; agentToken, the token itself: a
+cluster's agent token is the cluster token the Stacks API takes). YAML, for fromYaml.
+*/}}
+{{- define "stacksapi.clusterToken" -}}
+{{- $token := deepCopy .Values.clusterToken }}
+{{- if .Values.agentStackSecret }}
+{{- $_ := set $token "secretName" .Values.agentStackSecret }}
+{{- $_ := set $token "secretKey" "BUILDKITE_AGENT_TOKEN" }}
+{{- $_ := set $token "value" "" }}
+{{- else if and .Values.agentToken (not $token.value) }}
+{{- $_ := set $token "value" .Values.agentToken }}
+{{- end }}
+{{- toYaml $token }}
+{{- end }}
