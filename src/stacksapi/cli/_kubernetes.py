@@ -132,9 +132,10 @@ def render(  # noqa: PLR0917 - click passes options by name
     import yaml
 
     uuid = objects[0]["metadata"]["annotations"].get("stacksapi/job-uuid", "")
-    sidecars = "native sidecars" if native else "ordinary sidecars"
-    click.echo(f"# The objects stack {config.key} would create for job {uuid} (token masked; "
-               f"{sidecars}; the Job is released once its Secret exists)")  # fmt: skip
+    notes = ["token masked", "native sidecars" if native else "ordinary sidecars"]
+    if objects[0]["spec"].get("suspend"):
+        notes.append("the Job is released once its Secret exists")
+    click.echo(f"# The objects stack {config.key} would create for job {uuid} ({'; '.join(notes)})")
     click.echo(yaml.safe_dump_all(objects, sort_keys=False, explicit_start=True), nl=False)
 
 
