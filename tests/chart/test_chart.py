@@ -20,6 +20,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import Version, all_versions
 
+from stacksapi.kubernetes import split_controller_config
 from stacksapi.stack import StackConfig
 
 from .chart_helpers import (
@@ -101,10 +102,19 @@ def check_podmonitor(monitor: dict[str, Any], objects: list[dict[str, Any]]) -> 
 def test_stack_toml_is_the_config_value_verbatim(
     helm: Path, name: str, values: Path | None
 ) -> None:
-    """Every key of ``config`` reaches the file, unknown ones included, integers as integers."""
+    """Every key of ``config`` reaches the file, unknown ones included, integers as integers.
+
+    agent-stack-k8s settings given flat under ``config`` are sorted into the two tables exactly
+    as ``split_controller_config`` sorts them.
+    """
     configmap = one(render(helm, values), "ConfigMap")
     parsed = tomllib.loads(configmap["data"]["stack.toml"])
-    expected = merged_values(values)["config"]
+    config = merged_values(values)["config"]
+    flat = {k: v for k, v in config.items() if k not in ("stack", "kubernetes")}
+    stack_part, table = split_controller_config(flat)
+    tags = {**config["stack"].get("tags", {}), **stack_part.get("tags", {})}
+    expected = {"stack": {**config["stack"], **stack_part, **({"tags": tags} if tags else {})},
+                "kubernetes": {**config["kubernetes"], **table}}  # fmt: skip
     assert parsed == expected
     stack = StackConfig.from_mapping(parsed)  # what the runtime loads at start
     assert type(parsed["stack"].get("max_in_flight", 1)) is int
@@ -180,6 +190,8 @@ def test_without_metrics_there_is_no_port_and_no_probe(helm: Path) -> None:
         (["image.pullPolicy=Sometimes"], "image.pullPolicy: image.pullPolicy must be one of"),
         (["replicas=2", "perReplicaKey=false"], "more than one replica needs perReplicaKey"),
         (["config.stack.key=" + "k" * 75], "makes stack keys of 87 characters (at most 80)"),
+        (["config.poll-interval=soon"], "config.poll-interval: must be seconds or a duration"),
+        (["config.max-in-flight=0"], "config.max-in-flight: Must be greater than or equal to 1"),
     ],
 )
 def test_bad_values_are_refused_naming_the_field(helm: Path, sets: list[str], message: str) -> None:
@@ -225,3 +237,36 @@ def test_the_chart_ships_this_version_of_the_controller() -> None:
 
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["appVersion"] == __version__
+
+
+@pytest.mark.parametrize(
+    "setting", ["config.kubernetes.namespace=builds", "config.namespace=builds"]
+)
+def test_the_grants_are_where_the_jobs_are_created(helm: Path, setting: str) -> None:
+    """Jobs in another namespace than the release's: the Role and its binding are there."""
+    objects = render(helm, sets=[setting])
+    role, binding = one(objects, "Role"), one(objects, "RoleBinding")
+    assert role["metadata"]["namespace"] == "builds"
+    assert binding["metadata"]["namespace"] == "builds"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "stacksapi", "namespace": "buildkite"}
+    ]
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.25", strict=True)
+    default = render(helm)
+    assert one(default, "Role")["metadata"]["namespace"] == "buildkite"
+
+
+def test_the_install_notes_render_with_the_sorted_config(helm: Path, tmp_path: Path) -> None:
+    """NOTES.txt (never rendered by ``helm template``) names the queue and the Jobs' namespace."""
+    chart = tmp_path / "stacksapi"
+    shutil.copytree(CHART, chart)
+    shutil.copy(chart / "templates" / "NOTES.txt", chart / "templates" / "notes-as-template.yaml")
+    values = VALUE_SETS["agent-stack-k8s-controller-values"]
+    assert values is not None
+    args = ["template", "t", str(chart), "-f", str(values), "--set", "config.namespace=builds",
+            "--show-only", "templates/notes-as-template.yaml"]  # fmt: skip
+    done = run_helm(helm, *args)
+    assert done.returncode == 0, done.stderr
+    assert "Queue: kubernetes-big" in done.stdout
+    assert "kubectl -n builds get jobs,pods" in done.stdout

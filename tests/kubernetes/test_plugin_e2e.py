@@ -27,6 +27,7 @@ from .kube_helpers import (
     AgentKubelet,
     RecordingSink,
     Run,
+    agent_endpoint,
     dispatcher,
     kube_config,
     request,
@@ -60,8 +61,7 @@ def pod_of(fake: FakeKube, uuid: str) -> dict[str, Any]:
 
 def make_dispatcher(fake: FakeKube, tmp_path: Path, server: EmulatorServer,
                     **changes: Any) -> Any:  # fmt: skip
-    endpoint = {"BUILDKITE_AGENT_ENDPOINT": server.base_url.rstrip("/")}
-    return dispatcher(fake, tmp_path, agent_env=endpoint, **changes)
+    return dispatcher(fake, tmp_path, agent_env=agent_endpoint(server), **changes)
 
 
 async def test_a_job_with_the_plugin_runs_to_a_finish_in_the_pod_it_asked_for(

@@ -14,14 +14,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
+from kubernetes_validate.utils import latest_version
 from lightkube.resources.batch_v1 import Job as KubeJob
 
+from stacksapi.kubernetes import render_secret
 from stacksapi.kubernetes._containers import is_sidecar
+from stacksapi.kubernetes._manifest import dispatch_job
 from stacksapi.stack import DispatchError
 
-from .catalogue import MALFORMED, STEPS, TOKEN, Step_, containers, env_of, render, validate
+from .catalogue import (
+    MALFORMED,
+    STEPS,
+    TOKEN,
+    Step_,
+    config_for,
+    containers,
+    env_of,
+    render,
+    request_for,
+    validate,
+)
 
 GOLDEN = Path(__file__).parent / "golden" / "pods"
 
@@ -314,3 +329,21 @@ def test_only_containers_beside_the_job_are_sidecars() -> None:
     manifest = render(Step_(config=cfg))
     regular = manifest["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in regular if is_sidecar(c, "agent")] == ["dind"]
+
+
+@pytest.mark.parametrize("name", sorted(STEPS))
+@pytest.mark.parametrize(("native", "version"), [(False, "1.25"), (True, "1.29"), (True, None)])
+def test_what_a_dispatch_sends_validates_on_every_supported_version(
+    name: str, native: bool, version: str | None
+) -> None:
+    """Ordinary sidecars for the oldest supported cluster, native ones from 1.29 to the newest."""
+    step = STEPS[name]
+    request, details = request_for(step)
+    config = config_for(step)
+    job = dispatch_job(config, request, "ci", details, native_sidecars=native, dispatch_id="d")
+    where = version or latest_version()
+    for obj in (job, render_secret(config, request, "ci")):
+        kubernetes_validate.validate(obj, where, strict=True)
+    spec = job["spec"]["template"]["spec"]
+    natives = [c for c in spec.get("initContainers", []) if c.get("restartPolicy") == "Always"]
+    assert bool(natives) == (native and bool(step.plugin and step.plugin.get("sidecars")))

@@ -161,6 +161,7 @@ def test_a_config_change_shows_in_the_output(tmp_path: Path) -> None:
         ("no-kubernetes", 2, "bad configuration: kubernetes: no [kubernetes] table"),
         ("bad-key", 2, "bad configuration: kubernetes.pending_timeout"),
         ("no-tokens", 1, "this job would not be dispatched: no job acquisition token"),
+        ("no-dispatcher", 2, 'needs stack.dispatcher = "stacksapi.kubernetes:dispatcher"'),
     ],
 )
 def test_bad_input_is_one_line_with_the_reason(
@@ -172,6 +173,8 @@ def test_bad_input_is_one_line_with_the_reason(
         config.write_text(f'[stack]\nkey = "{KEY}"\n')
     elif setup == "bad-key":
         config = write_config(tmp_path, "pending_timeout = 0\n")
+    elif setup == "no-dispatcher":  # without it, [kubernetes] is no table the stack knows
+        config.write_text(f'[stack]\nkey = "{KEY}"\n[kubernetes]\nnamespace = "ci"\n')
     elif setup == "no-tokens":
         config = write_config(tmp_path, stack_extra="issue_tokens = false\n")
     else:
@@ -181,3 +184,18 @@ def test_bad_input_is_one_line_with_the_reason(
     assert done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1
     assert message in done.stderr, done.stderr
+
+
+def test_without_issued_tokens_the_job_is_not_suspended_and_has_no_secret(tmp_path: Path) -> None:
+    config = write_config(tmp_path, 'agent_token_secret = "agent-token"\n',
+                          stack_extra="issue_tokens = false\n")  # fmt: skip
+    job = '{"id": "0190f1e2-1111-7000-8000-000000000003"}'
+    done = cli("kubernetes", "render", "--config", str(config), "-", stdin=job)
+    assert done.returncode == 0, done.stderr
+    header = done.stdout.splitlines()[0]
+    assert "native sidecars" in header
+    assert "released" not in header  # nothing to wait for: the pod reads the named Secret
+    objects = list(yaml.safe_load_all(done.stdout))
+    assert [o["kind"] for o in objects] == ["Job"]
+    assert "suspend" not in objects[0]["spec"]
+    validate(objects)

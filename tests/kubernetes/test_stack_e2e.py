@@ -17,17 +17,21 @@ from stacksapi.emulator import EmulatorServer
 from stacksapi.kubernetes import job_name, secret_name
 
 from .kube_fake import FakeKube
-from .kube_helpers import NS, AgentKubelet, Run, dispatcher, eventually, stack_config
+from .kube_helpers import (
+    NS,
+    AgentKubelet,
+    Run,
+    agent_endpoint,
+    dispatcher,
+    eventually,
+    stack_config,
+)
 
 pytestmark = pytest.mark.anyio
 
 
 def notes(server: EmulatorServer, uuid: str) -> list[str]:
     return [n.detail for n in server.emulator.job(uuid).notifications]
-
-
-def endpoint(server: EmulatorServer) -> dict[str, str]:
-    return {"BUILDKITE_AGENT_ENDPOINT": server.base_url.rstrip("/")}
 
 
 async def test_each_job_runs_as_a_kubernetes_job_with_its_token_in_an_owned_secret(
@@ -39,7 +43,7 @@ async def test_each_job_runs_as_a_kubernetes_job_with_its_token_in_an_owned_secr
     em = stacks_emulator.emulator
     kubelet = AgentKubelet(hold=True)
     fake_kube.kubelet = kubelet
-    d = dispatcher(fake_kube, tmp_path, agent_env=endpoint(stacks_emulator))
+    d = dispatcher(fake_kube, tmp_path, agent_env=agent_endpoint(stacks_emulator))
     jobs = em.create_jobs(3)
     run = Run(async_stacks_client, stack_config(), d)
     await run.until(lambda: all(em.job_state(j) == "accepted" for j in jobs))
@@ -80,7 +84,9 @@ async def test_an_unpullable_image_finishes_the_job_with_the_events(
     em = stacks_emulator.emulator
     fake_kube.kubelet = AgentKubelet(unpullable={"registry.example/missing:1"})
     template = "containers:\n- name: build\n  image: registry.example/missing:1\n"
-    d = dispatcher(fake_kube, tmp_path, agent_env=endpoint(stacks_emulator), pod_template=template)
+    d = dispatcher(
+        fake_kube, tmp_path, agent_env=agent_endpoint(stacks_emulator), pod_template=template
+    )
     uuid = em.create_job()
     run = Run(async_stacks_client, stack_config(), d)
     await run.until(lambda: em.job_state(uuid) == "finished")
@@ -106,7 +112,7 @@ async def test_a_job_cancelled_on_buildkite_deletes_its_kubernetes_job(
 ) -> None:
     em = stacks_emulator.emulator
     fake_kube.kubelet = AgentKubelet(unschedulable=True)  # stays pending: not started
-    d = dispatcher(fake_kube, tmp_path, agent_env=endpoint(stacks_emulator))
+    d = dispatcher(fake_kube, tmp_path, agent_env=agent_endpoint(stacks_emulator))
     uuid = em.create_job()
     run = Run(async_stacks_client, stack_config(), d)
     name = job_name(d.config, uuid)
@@ -131,13 +137,13 @@ async def test_a_restarted_stack_adopts_its_jobs_from_labels_and_never_creates_t
     fake_kube.kubelet = kubelet
     uuid = em.create_job()
     first = Run(async_stacks_client, stack_config(), dispatcher(fake_kube, tmp_path,
-                agent_env=endpoint(stacks_emulator)))  # fmt: skip
+                agent_env=agent_endpoint(stacks_emulator)))  # fmt: skip
     await first.until(lambda: em.job_state(uuid) == "accepted")
     await first.until(lambda: uuid in first.stack.in_flight)
     assert (await first.stop()).ok  # the agent owns the job: its Kubernetes Job keeps running
     assert len(fake_kube.items("jobs")) == 1
 
-    second_dispatcher = dispatcher(fake_kube, tmp_path, agent_env=endpoint(stacks_emulator))
+    second_dispatcher = dispatcher(fake_kube, tmp_path, agent_env=agent_endpoint(stacks_emulator))
     second = Run(async_stacks_client, stack_config(), second_dispatcher)
     await second.until(lambda: uuid in second.stack.in_flight)
     kubelet.released.set()

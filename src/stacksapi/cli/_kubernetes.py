@@ -39,6 +39,8 @@ __all__ = ["kubernetes"]
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _JOB_FIELDS = ("id", "priority", "agent_query_rules", "scheduled_at", "runnable_at",
                "pipeline", "build", "step")  # fmt: skip
+_DISPATCHER = "stacksapi.kubernetes:dispatcher"
+_NEW_AT_DISPATCH = "<new-at-each-dispatch>"  # the dispatch id, and the created Job's uid
 
 
 @click.group()
@@ -62,6 +64,11 @@ def kubernetes() -> None:
     "--token", envvar=TOKEN_ENV, show_envvar=True, show_default=False, default=None,
     metavar="TOKEN", help="Cluster token, to fetch JOB by uuid from a live server.",
 )  # fmt: skip
+@click.option(
+    "--native-sidecars/--ordinary-sidecars", "native", default=None,
+    help="Sidecars as the cluster takes them: native (Kubernetes 1.29+) or ordinary containers. "
+    "Default: kubernetes.native_sidecars; \"auto\" assumes 1.29+.",
+)  # fmt: skip
 @config_base_url_option
 def render(  # noqa: PLR0917 - click passes options by name
     config_path: str,
@@ -70,9 +77,13 @@ def render(  # noqa: PLR0917 - click passes options by name
     key: str | None,
     output: str,
     token: str | None,
+    native: bool | None,
     base_url: str | None,
 ) -> None:
     """Print the Kubernetes Job and Secret the stack would create for JOB (token masked).
+
+    They are printed as a dispatch creates them: the Job suspended until its Secret exists,
+    annotated with a dispatch id, the Secret owned by the Job.
 
     JOB is a JSON file (from `stacksapi jobs get -o json` or `jobs list -o json`), `-` for
     stdin, or a job uuid fetched from the server (with the stack's key and queue).
@@ -94,7 +105,12 @@ def render(  # noqa: PLR0917 - click passes options by name
         from stacksapi.kubernetes import KubernetesConfig
 
         kube = KubernetesConfig.from_mapping(config.extensions["kubernetes"])
-    except (ConfigError, ValueError, TypeError) as exc:
+    except ConfigError as exc:
+        hint = ""
+        if exc.key == "kubernetes" and "unknown key" in str(exc):  # read only for that dispatcher
+            hint = f'; a [kubernetes] table needs stack.dispatcher = "{_DISPATCHER}"'
+        fail(f"bad configuration: {exc}{hint}", code=EXIT_USAGE)
+    except (ValueError, TypeError) as exc:
         fail(f"bad configuration: {exc}", code=EXIT_USAGE)
     except ImportError as exc:
         fail(str(exc), code=EXIT_USAGE)
@@ -104,7 +120,10 @@ def render(  # noqa: PLR0917 - click passes options by name
     else:
         data = _read_json(job)
     try:
-        objects = _render(config, kube, data, namespace or kube.namespace or "default")
+        if native is None:
+            native = kube.native_sidecars if isinstance(kube.native_sidecars, bool) else True
+        where = namespace or kube.namespace or "default"
+        objects = _render(config, kube, data, where, native_sidecars=native)
     except DispatchError as exc:
         fail(f"this job would not be dispatched: {exc}")
     if output == "json":
@@ -113,7 +132,10 @@ def render(  # noqa: PLR0917 - click passes options by name
     import yaml
 
     uuid = objects[0]["metadata"]["annotations"].get("stacksapi/job-uuid", "")
-    click.echo(f"# The objects stack {config.key} would create for job {uuid} (token masked)")
+    notes = ["token masked", "native sidecars" if native else "ordinary sidecars"]
+    if objects[0]["spec"].get("suspend"):
+        notes.append("the Job is released once its Secret exists")
+    click.echo(f"# The objects stack {config.key} would create for job {uuid} ({'; '.join(notes)})")
     click.echo(yaml.safe_dump_all(objects, sort_keys=False, explicit_start=True), nl=False)
 
 
@@ -153,12 +175,14 @@ def _fetch(api: ApiOptions, config: Any, uuid: str) -> dict[str, Any]:
 
 
 def _render(
-    config: Any, kube: Any, data: Mapping[str, Any], namespace: str
+    config: Any, kube: Any, data: Mapping[str, Any], namespace: str, *, native_sidecars: bool
 ) -> list[dict[str, Any]]:
     import msgspec
 
     from stacksapi._models import Job, ScheduledJob, Secret
-    from stacksapi.kubernetes import render_job, render_secret
+    from stacksapi.kubernetes import render_secret
+    from stacksapi.kubernetes._manifest import dispatch_job
+    from stacksapi.kubernetes._render import owner_reference
     from stacksapi.stack import DispatchRequest
 
     fields = {k: data[k] for k in _JOB_FIELDS if data.get(k) is not None}
@@ -176,9 +200,12 @@ def _render(
     except msgspec.ValidationError as exc:
         fail(f"not a job: {exc}", code=EXIT_USAGE)
     request = DispatchRequest(job, config.key, config.queue_key, token, details=details)
-    objects = [render_job(kube, request, namespace)]
+    kube_job = dispatch_job(kube, request, namespace, None, native_sidecars=native_sidecars,
+                            dispatch_id=_NEW_AT_DISPATCH)  # fmt: skip
+    objects = [kube_job]
     if token is not None:
-        secret = render_secret(kube, request, namespace)
+        owner = owner_reference(kube_job["metadata"]["name"], _NEW_AT_DISPATCH)
+        secret = render_secret(kube, request, namespace, owner)
         del secret["data"]
         secret["stringData"] = {"token": MASKED}  # issued for real only at dispatch
         objects.append(secret)

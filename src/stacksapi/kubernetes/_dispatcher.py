@@ -48,10 +48,10 @@ from stacksapi.stack import (
 )
 
 from ._config import KubernetesConfig
-from ._containers import is_sidecar
-from ._create import DISPATCH_ANNOTATION, Creator, finished, new_dispatch_id
+from ._create import Creator, finished, new_dispatch_id
 from ._jobsource import ApiJobDetails, JobDetailsSource
 from ._kube import Abandoned, KubeAPI, connect
+from ._manifest import dispatch_job
 from ._metrics import KubeMetrics
 from ._podcheck import (
     PodProblem,
@@ -60,8 +60,8 @@ from ._podcheck import (
     pending_reason,
     pod_problem,
 )
-from ._render import job_name, owner_reference, render_job, stack_selector
-from ._sidecars import agent_outlived, native_sidecars_wanted, with_sidecars
+from ._render import job_name, owner_reference, stack_selector
+from ._sidecars import agent_outlived, native_sidecars_wanted
 from ._table import JobTable, Tracked, uuid_of, work_result
 from ._watch import Watcher
 
@@ -191,19 +191,6 @@ class KubernetesDispatcher:
 
     # --- dispatch -----------------------------------------------------------------------
 
-    def _manifest(
-        self, request: DispatchRequest, details: JobDetails | None, dispatch_id: str
-    ) -> dict[str, Any]:
-        # DispatchError when there is no token, or the step's plugin or pod is not right
-        manifest = render_job(self.config, request, self.namespace, details)
-        agent = self.config.agent_container
-        manifest = with_sidecars(manifest, native=self.native_sidecars,
-                                 sidecar=lambda c: is_sidecar(c, agent))  # fmt: skip
-        manifest["metadata"]["annotations"][DISPATCH_ANNOTATION] = dispatch_id
-        if request.token is not None:  # a per-job Secret: no pod before it exists
-            manifest["spec"]["suspend"] = True  # released once the Secret is there
-        return manifest
-
     async def dispatch(self, request: DispatchRequest) -> None:
         """Create the Job and its token Secret; raise :class:`DispatchError` when impossible."""
         uuid = request.job_uuid
@@ -213,7 +200,14 @@ class KubernetesDispatcher:
         where = f"{self.namespace}/{name}"
         dispatch_id = new_dispatch_id()
         details = await self._details(request)
-        manifest = self._manifest(request, details, dispatch_id)
+        manifest = dispatch_job(
+            self.config,
+            request,
+            self.namespace,
+            details,  # DispatchError
+            native_sidecars=self.native_sidecars,
+            dispatch_id=dispatch_id,
+        )
         tracked = Tracked(uuid, name, dispatch_id, since=time.monotonic(), creating=True)
         self._tracked[uuid] = tracked
         assert self._creator is not None
