@@ -1,0 +1,28 @@
+"""A new user's first hour, replayed: each wrong input a user makes is one line and the
+documented exit code; every command that takes a stack or a job id takes them the same way."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from stacksapi.emulator import EmulatorServer, JobSpec
+
+from .support import QUEUE, invoke, one_error_line
+
+
+def _scheduled(server: EmulatorServer, count: int = 1) -> list[str]:
+    server.emulator.create_queue(QUEUE)
+    return server.emulator.create_jobs([JobSpec(queue=QUEUE, command="true")] * count)
+
+
+def test_an_empty_notify_detail_is_a_usage_error_caught_before_sending(
+    runner: CliRunner, server: EmulatorServer
+) -> None:
+    (uuid,) = _scheduled(server)
+    invoke(runner, server, "register", "s", "--queue", QUEUE)
+    result = invoke(runner, server, "notify", "--stack", "s", "--detail", "", uuid)
+    assert result.exit_code == 2, result.output  # docs/cli.md: caught before anything is sent
+    line = one_error_line(result)
+    assert "--detail" in line
+    assert "nothing was sent" in line
+    assert server.emulator.counters().get("create_stack_notifications", {}) == {}
