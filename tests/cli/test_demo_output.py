@@ -117,3 +117,15 @@ def test_ctrl_c_reports_interrupted_not_failed_checks() -> None:
     assert "WRONG" not in out, out
     assert "demo FAILED" not in out
     assert "Traceback" not in out + err
+    # A job that ended (during the stop's drain) is judged like any other: the table never
+    # shows a finished job as "-", and the count of jobs that had not ended matches the rows.
+    rows = [line.split("│") for line in out.splitlines() if re.match(r"^│ [0-9a-f]{8} ", line)]
+    cells = [[c.strip() for c in row[1:-1]] for row in rows]
+    assert cells, out
+    header = next(line for line in out.splitlines() if "┃ job" in line)
+    names = [c.strip() for c in header.split("┃")[1:-1]]
+    state, verdict = names.index("state"), names.index("verdict")
+    unjudged_but_ended = [c for c in cells if c[verdict] == "-" and c[state] == "finished"]
+    assert not unjudged_but_ended, out
+    unjudged = sum(1 for c in cells if c[verdict] == "-")
+    assert f"{unjudged} of {len(cells)} jobs had not ended" in out, out

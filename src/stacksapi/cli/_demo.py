@@ -315,6 +315,8 @@ def _collect(
         running = sum(1 for t in info.transitions if t.to_state == "running")
         o.runs = max(accepted, running)
         o.reserved_at_end = info.state == "reserved" or info.reserved_by is not None
+        if o.interrupted and o.state in _TERMINAL and o.as_expected:
+            o.interrupted = False  # it ended while the stack drained, as expected: judged
     injected = faults.counts() if faults is not None else {}
     for name, per_status in emulator.counters().items():
         if name not in ENDPOINTS:
