@@ -29,6 +29,7 @@ from ._common import (
     EXIT_USAGE,
     TOKEN_ENV,
     ApiOptions,
+    allow_insecure_http_option,
     config_base_url_option,
     fail,
     open_client,
@@ -68,10 +69,7 @@ def kubernetes() -> None:
     metavar="TOKEN", help="Cluster token, to fetch JOB by uuid from a live server.",
 )  # fmt: skip
 @config_base_url_option
-@click.option(
-    "--allow-insecure-http", is_flag=True,
-    help="Allow a plain http --base-url off this machine (the token travels in clear).",
-)  # fmt: skip
+@allow_insecure_http_option
 def render(  # noqa: PLR0917 - click passes options by name
     config_path: str,
     job: str,
