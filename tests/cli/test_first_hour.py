@@ -26,3 +26,23 @@ def test_an_empty_notify_detail_is_a_usage_error_caught_before_sending(
     assert "--detail" in line
     assert "nothing was sent" in line
     assert server.emulator.counters().get("create_stack_notifications", {}) == {}
+
+
+def test_a_cropped_finish_detail_is_named_as_the_user_typed_it(
+    runner: CliRunner, server: EmulatorServer
+) -> None:
+    (uuid,) = _scheduled(server)
+    invoke(runner, server, "register", "s", "--queue", QUEUE)
+    result = invoke(runner, server, "finish", "--stack", "s", uuid, "--detail", "é" * 3000)
+    assert result.exit_code == 0, result.output
+    (note,) = [line for line in result.stderr.splitlines() if "cropped" in line]
+    assert note.startswith("warning: --detail was 6000 UTF-8 bytes"), note  # as notify says it
+    assert "finish_job" not in note  # a Python method's name means nothing on a shell
+
+
+def test_an_empty_finish_detail_names_the_option(runner: CliRunner, server: EmulatorServer) -> None:
+    (uuid,) = _scheduled(server)
+    invoke(runner, server, "register", "s", "--queue", QUEUE)
+    result = invoke(runner, server, "finish", "--stack", "s", uuid, "--detail", "")
+    assert result.exit_code == 2, result.output
+    assert one_error_line(result).startswith("error: --detail: must not be empty"), result.stderr
