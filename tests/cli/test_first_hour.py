@@ -3,6 +3,7 @@ documented exit code; every command that takes a stack or a job id takes them th
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from stacksapi.emulator import EmulatorServer, JobSpec
@@ -46,3 +47,25 @@ def test_an_empty_finish_detail_names_the_option(runner: CliRunner, server: Emul
     result = invoke(runner, server, "finish", "--stack", "s", uuid, "--detail", "")
     assert result.exit_code == 2, result.output
     assert one_error_line(result).startswith("error: --detail: must not be empty"), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("path", "fixed"),
+    [
+        ("/v2/", "/v3/"),  # another API version: replaced, not nested (/v2/v3/)
+        ("/v3/stacks/", "/v3/"),  # a path under /v3/: the base URL stops at /v3/
+        ("/v3/v3/", "/v3/"),  # /v3/ twice: was "check the stack key, the job uuid …"
+        ("", "/v3/"),
+    ],
+)
+def test_a_base_url_off_v3_suggests_the_url_that_works(
+    runner: CliRunner, server: EmulatorServer, path: str, fixed: str
+) -> None:
+    root = server.base_url.removesuffix("/v3/")
+    result = invoke(runner, server, "token", "--base-url", root + path)
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert f"try --base-url {root}{fixed} " in line, line
+    assert "stack key" not in line
+    works = invoke(runner, server, "token", "--base-url", root + fixed, "-o", "json")
+    assert works.exit_code == 0, works.output
