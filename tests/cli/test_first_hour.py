@@ -110,3 +110,16 @@ def test_notify_timestamp_out_of_range_is_one_usage_line(
     line = one_error_line(result)
     assert "--timestamp" in line
     assert repr(text) in line
+
+
+def test_an_unknown_queue_on_jobs_list_points_at_the_queue_not_the_stack(
+    runner: CliRunner, server: EmulatorServer
+) -> None:
+    _scheduled(server)
+    invoke(runner, server, "register", "s", "--queue", QUEUE)
+    result = invoke(runner, server, "jobs", "list", "--stack", "s", "--queue", "nope")
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert "'nope'" in line
+    assert "check --queue" in line.lower(), line
+    assert "register" not in line, line  # the stack is registered: that is not the fix

@@ -113,6 +113,11 @@ def _not_found(exc: NotFoundError, subject: Subject) -> str:
             f"Queue {subject.queue!r} is not a queue of this token's cluster: check --queue "
             "(a cluster queue's key; __default__ is the cluster's default queue)"
         )
+    if "queue" in said and "stack" not in said:  # the server named the queue it lacks
+        return (
+            "Check --queue (a queue of this token's cluster; __default__ is the cluster's "
+            "default queue)"
+        )
     if subject.jobs and "job" in said:
         return "Check the job uuid (a full uuid, or a short id from `stacksapi jobs list`)"
     if subject.stack is not None:
