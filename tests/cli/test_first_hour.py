@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from click.testing import CliRunner
 
+from stacksapi.cli import cli
 from stacksapi.emulator import EmulatorServer, JobSpec
 
 from .support import QUEUE, invoke, one_error_line
@@ -123,3 +124,11 @@ def test_an_unknown_queue_on_jobs_list_points_at_the_queue_not_the_stack(
     assert "'nope'" in line
     assert "check --queue" in line.lower(), line
     assert "register" not in line, line  # the stack is registered: that is not the fix
+
+
+def test_demo_json_and_a_table_output_together_are_a_usage_error(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["demo", "--json", "-o", "table"])
+    assert result.exit_code == 2, result.output  # was: JSON, silently ignoring -o table
+    line = one_error_line(result)
+    assert "--json" in line
+    assert "-o table" in line or "--output table" in line

@@ -394,6 +394,8 @@ def demo(  # noqa: PLR0917 - click passes options by name
         jobs=job_count, concurrency=concurrency, chaos=chaos, seed=seed,
         pause_seconds=pause_seconds, timeout=timeout,
     )  # fmt: skip
+    if as_json and output == "table":
+        raise click.UsageError("--json and --output table ask for two outputs: give one")
     as_json = as_json or output == "json"
     out = console()
     mode = "quiet" if as_json else ("live" if out.is_terminal else "lines")
