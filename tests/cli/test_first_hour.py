@@ -3,8 +3,6 @@ documented exit code; every command that takes a stack or a job id takes them th
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from click.testing import CliRunner
 
@@ -72,33 +70,6 @@ def test_a_base_url_off_v3_suggests_the_url_that_works(
     assert "stack key" not in line
     works = invoke(runner, server, "token", "--base-url", root + fixed, "-o", "json")
     assert works.exit_code == 0, works.output
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        # RFC 3339 (the ISO 8601 profile most tools print) allows a lower-case t and z.
-        ("2024-03-04t05:06:07.25z", dt.datetime(2024, 3, 4, 5, 6, 7, 250000, tzinfo=dt.UTC)),
-        # An ordinal date (the 64th day of 2024) and the basic form of one.
-        ("2024-064T05:06:07Z", dt.datetime(2024, 3, 4, 5, 6, 7, tzinfo=dt.UTC)),
-        ("2024064T050607Z", dt.datetime(2024, 3, 4, 5, 6, 7, tzinfo=dt.UTC)),
-        # 24:00 is the end of a day: the next day's midnight.
-        ("2024-03-03T24:00:00Z", dt.datetime(2024, 3, 4, 0, 0, 0, tzinfo=dt.UTC)),
-        ("2024-03-04T05:06:07,5+01", dt.datetime(2024, 3, 4, 4, 6, 7, 500000, tzinfo=dt.UTC)),
-    ],
-)
-def test_notify_timestamp_takes_the_iso_8601_forms_users_paste(
-    runner: CliRunner, server: EmulatorServer, text: str, expected: dt.datetime
-) -> None:
-    long_ago = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
-    (job,) = server.emulator.create_jobs(1, queue=QUEUE, command="true", scheduled_at=long_ago)
-    invoke(runner, server, "register", "s", "--queue", QUEUE)
-    result = invoke(
-        runner, server, "notify", "--stack", "s", "--detail", "hi", "--timestamp", text, job
-    )
-    assert result.exit_code == 0, result.output
-    (note,) = server.emulator.job(job).notifications
-    assert note.timestamp == expected
 
 
 @pytest.mark.parametrize("text", ["2024-03-04T24:00:01Z", "2023-366T00:00Z", "2024-000"])
