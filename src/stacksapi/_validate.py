@@ -127,9 +127,13 @@ def check_aware(value: object, field: str) -> _dt.datetime:
     return value
 
 
-def crop_finish_detail(detail: object) -> tuple[str, str | None]:
-    """``detail`` cropped to 4096 UTF-8 bytes with a marker; and a warning when it was cropped."""
-    text = check_str(detail, "detail")
+def crop_finish_detail(
+    detail: object, field: str = "detail", label: str = "finish_job detail"
+) -> tuple[str, str | None]:
+    """``detail`` cropped to 4096 UTF-8 bytes with a marker; and a warning when it was cropped.
+
+    ``field`` names it in an error, ``label`` in the warning (the CLI says ``--detail``)."""
+    text = check_str(detail, field)
     raw = text.encode("utf-8")
     if len(raw) <= FINISH_DETAIL_MAX_BYTES:
         return text, None
@@ -137,7 +141,7 @@ def crop_finish_detail(detail: object) -> tuple[str, str | None]:
     keep = FINISH_DETAIL_MAX_BYTES - len(marker.encode("utf-8"))
     cropped = raw[:keep].decode("utf-8", "ignore") + marker  # "ignore" drops a split character
     return cropped, (
-        f"finish_job detail was {len(raw)} UTF-8 bytes, over the {FINISH_DETAIL_MAX_BYTES}-byte "
+        f"{label} was {len(raw)} UTF-8 bytes, over the {FINISH_DETAIL_MAX_BYTES}-byte "
         "limit: cropped"
     )
 

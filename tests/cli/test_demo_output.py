@@ -117,3 +117,35 @@ def test_ctrl_c_reports_interrupted_not_failed_checks() -> None:
     assert "WRONG" not in out, out
     assert "demo FAILED" not in out
     assert "Traceback" not in out + err
+    # A job that ended (during the stop's drain) is judged like any other: the table never
+    # shows a finished job as "-", and the count of jobs that had not ended matches the rows.
+    rows = [line.split("│") for line in out.splitlines() if re.match(r"^│ [0-9a-f]{8} ", line)]
+    cells = [[c.strip() for c in row[1:-1]] for row in rows]
+    assert cells, out
+    header = next(line for line in out.splitlines() if "┃ job" in line)
+    names = [c.strip() for c in header.split("┃")[1:-1]]
+    state, verdict = names.index("state"), names.index("verdict")
+    unjudged_but_ended = [c for c in cells if c[verdict] == "-" and c[state] == "finished"]
+    assert not unjudged_but_ended, out
+    unjudged = sum(1 for c in cells if c[verdict] == "-")
+    assert f"{unjudged} of {len(cells)} jobs had not ended" in out, out
+
+
+@pytest.mark.slow
+def test_at_80_columns_the_summary_still_names_each_jobs_pipeline_and_step() -> None:
+    """On an 80-column terminal the jobs table drops its borders rather than cut pipeline/step
+    to a few letters; it still fits, one line per job, with a header on every column."""
+    proc = subprocess.run(
+        [*CLI, "demo", "--jobs", "6", "--pause-seconds", "0.5"],
+        capture_output=True, text=True, env=_env(COLUMNS="80"), timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = proc.stdout[proc.stdout.index("\njobs") :]  # events in a pipe are log lines
+    too_wide = [line for line in summary.splitlines() if len(line) > 80]
+    assert not too_wide, "\n".join(too_wide)
+    header = ("job", "pipeline/step", "prio", "expected", "state", "exit", "dispatch", "verdict")
+    assert [line for line in summary.splitlines() if all(h in line.split() for h in header)]
+    rows = [line for line in summary.splitlines() if re.match(r"^[│ ]*[0-9a-f]{8} ", line)]
+    assert len(rows) == 6, summary
+    names = [re.search(r"[0-9a-f]{8}\W+(\S+)", row).group(1) for row in rows]  # type: ignore[union-attr]
+    assert all(len(name.rstrip("…")) >= 12 for name in names), summary

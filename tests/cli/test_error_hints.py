@@ -86,6 +86,14 @@ def test_retries_say_what_they_wait_for(runner: CliRunner) -> None:
         ("2024-03-04T05:06:07.5+02:00", dt.datetime(2024, 3, 4, 3, 6, 7, 500000, tzinfo=dt.UTC)),
         ("2024-03-04 05:06:07", dt.datetime(2024, 3, 4, 5, 6, 7, tzinfo=dt.UTC)),
         ("20240304T050607Z", dt.datetime(2024, 3, 4, 5, 6, 7, tzinfo=dt.UTC)),
+        # RFC 3339 (the ISO 8601 profile most tools print) allows a lower-case t and z.
+        ("2024-03-04t05:06:07.25z", dt.datetime(2024, 3, 4, 5, 6, 7, 250000, tzinfo=dt.UTC)),
+        # An ordinal date (the 64th day of 2024) and the basic form of one.
+        ("2024-064T05:06:07Z", dt.datetime(2024, 3, 4, 5, 6, 7, tzinfo=dt.UTC)),
+        ("2024064T050607Z", dt.datetime(2024, 3, 4, 5, 6, 7, tzinfo=dt.UTC)),
+        # 24:00 is the end of a day: the next day's midnight.
+        ("2024-03-03T24:00:00Z", dt.datetime(2024, 3, 4, 0, 0, 0, tzinfo=dt.UTC)),
+        ("2024-03-04T05:06:07,5+01", dt.datetime(2024, 3, 4, 4, 6, 7, 500000, tzinfo=dt.UTC)),
     ],
 )
 def test_notify_timestamp_takes_any_iso_8601_time(

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -76,30 +77,48 @@ def _config(
 
 
 def _run_until_done(
-    server: EmulatorServer, config: Path, ids: list[str], *args: str
+    server: EmulatorServer, config: Path, ids: list[str], *args: str, until: str | None = None
 ) -> tuple[int, str, str]:
-    """Run the stack until the jobs finished, then SIGTERM; its exit code and output."""
+    """Run the stack until the jobs finished (and, with ``until``, that text was printed: the
+    stack sees an agent end a little after its job finished), then SIGTERM; its exit code and
+    output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BUILDKITE_", "STACKSAPI_"))}
     env["BUILDKITE_CLUSTER_TOKEN"] = server.token
     proc = subprocess.Popen(
         [*CLI, "run", "--config", str(config), "--base-url", server.base_url, *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
+    stdout, stderr = proc.stdout, proc.stderr
+    assert stdout is not None
+    assert stderr is not None
+    lines: list[str] = []
+    errors: list[str] = []
+    readers = [
+        threading.Thread(target=lambda: lines.extend(iter(stdout.readline, ""))),
+        threading.Thread(target=lambda: errors.extend(iter(stderr.readline, ""))),
+    ]
+    for reader in readers:
+        reader.start()
     em = server.emulator
+
+    def done() -> bool:
+        finished = all(em.job_state(i) == "finished" for i in ids)
+        return finished and (until is None or until in "".join(lines))
+
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            if all(em.job_state(i) == "finished" for i in ids):
-                break
+        while time.monotonic() < deadline and proc.poll() is None and not done():
             time.sleep(0.1)
-        assert all(em.job_state(i) == "finished" for i in ids)
+        assert done(), "".join(lines + errors)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return proc.returncode, out, err
+        for reader in readers:
+            reader.join(timeout=30)
+    return proc.returncode, "".join(lines), "".join(errors)
 
 
 def test_run_says_where_its_work_is_and_removes_a_directory_it_made(tmp_path: Path) -> None:
@@ -155,7 +174,9 @@ def test_run_event_lines_name_the_pipeline_and_step(tmp_path: Path) -> None:
     with EmulatorServer() as server:
         server.emulator.create_queue("linux")
         ids = server.emulator.create_jobs([spec])
-        code, out, err = _run_until_done(server, _config(tmp_path, server), ids)
+        code, out, err = _run_until_done(
+            server, _config(tmp_path, server), ids, until=" agent_ended "
+        )
     assert code == 0, err
     for kind in ("dispatched", "agent_ended"):
         (line,) = [line for line in out.splitlines() if f" {kind} " in line]

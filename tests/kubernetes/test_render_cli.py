@@ -199,3 +199,38 @@ def test_without_issued_tokens_the_job_is_not_suspended_and_has_no_secret(tmp_pa
     assert [o["kind"] for o in objects] == ["Job"]
     assert "suspend" not in objects[0]["spec"]
     validate(objects)
+
+
+def test_takes_the_stack_and_a_short_job_id_as_every_command_does(
+    stacks_emulator: EmulatorServer, job: str, tmp_path: Path
+) -> None:
+    """``--stack`` beside ``--key``, and the 8 characters ``jobs list`` shows, as elsewhere."""
+    config = write_config(tmp_path)
+    done = cli("kubernetes", "render", "--config", str(config), "--stack", "other-key",
+               job[:8], "-o", "json", "--base-url", stacks_emulator.base_url,
+               BUILDKITE_CLUSTER_TOKEN=stacks_emulator.token)  # fmt: skip
+    # The stack is named other-key (not registered): the short id is looked up for it and
+    # not found; with the config's key it is.
+    assert done.returncode == 1, done.stderr
+    assert "other-key" in done.stderr
+    done = cli("kubernetes", "render", "--config", str(config), "--stack", KEY, job[:8],
+               "-o", "json", "--base-url", stacks_emulator.base_url,
+               BUILDKITE_CLUSTER_TOKEN=stacks_emulator.token)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    kube_job = json.loads(done.stdout)[0]
+    assert kube_job["metadata"]["name"] == f"buildkite-{job}"
+    assert kube_job["metadata"]["labels"]["stacksapi/stack-key"] == KEY
+
+
+def test_plain_http_off_loopback_is_allowed_with_the_flag_the_error_names(
+    stacks_emulator: EmulatorServer, job: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path)
+    # 0.0.0.0 is not a loopback address, yet connecting to it reaches this machine.
+    url = stacks_emulator.base_url.replace("127.0.0.1", "0.0.0.0")
+    args = ("kubernetes", "render", "--config", str(config), job, "--base-url", url)
+    refused = cli(*args, BUILDKITE_CLUSTER_TOKEN=stacks_emulator.token)
+    assert refused.returncode == 2
+    assert "--allow-insecure-http" in refused.stderr
+    allowed = cli(*args, "--allow-insecure-http", BUILDKITE_CLUSTER_TOKEN=stacks_emulator.token)
+    assert allowed.returncode == 0, allowed.stderr

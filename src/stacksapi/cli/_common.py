@@ -35,6 +35,7 @@ __all__ = [
     "TOKEN_ENV",
     "ApiOptions",
     "Subject",
+    "allow_insecure_http_option",
     "api_options",
     "config_base_url_option",
     "describe_error",
@@ -84,6 +85,14 @@ class ApiOptions:
     allow_insecure_http: bool = False
 
 
+allow_insecure_http_option = click.option(
+    "--allow-insecure-http",
+    is_flag=True,
+    help="Allow a plain http --base-url off this machine (the token travels in clear).",
+)
+"""``--allow-insecure-http``: what :func:`plain_http_refused`'s line tells a user to pass."""
+
+
 def _auto_output() -> str:
     """Tables for a person at a terminal, JSON for a pipe or a file."""
     return "table" if sys.stdout.isatty() else "json"
@@ -130,11 +139,7 @@ _API_OPTIONS: tuple[Callable[[Any], Any], ...] = (
         show_default=True,
         help="Seconds to wait for each HTTP request.",
     ),
-    click.option(
-        "--allow-insecure-http",
-        is_flag=True,
-        help="Allow a plain http --base-url off this machine (the token travels in clear).",
-    ),
+    allow_insecure_http_option,
 )
 
 

@@ -16,6 +16,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -181,7 +182,8 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 def render_summary(report: DemoReport, console: Console) -> None:
     """Print the per-job table, the totals, the API calls and the verdict."""
-    console.print(Group(_jobs_table(report), _totals_table(report), _calls_table(report)))
+    jobs = _jobs_table(report, compact=console.width < _FULL_WIDTH)
+    console.print(Group(jobs, _totals_table(report), _calls_table(report)))
     verdict = Table(title="checks", title_justify="left")
     verdict.add_column("result", no_wrap=True)
     verdict.add_column("check", no_wrap=True)
@@ -205,8 +207,19 @@ def render_summary(report: DemoReport, console: Console) -> None:
         )
 
 
-def _jobs_table(report: DemoReport) -> Table:
-    jobs = Table(title="jobs", title_justify="left")
+_FULL_WIDTH = 100
+"""The columns the bordered jobs table needs to show a pipeline/step in full."""
+
+
+def _jobs_table(report: DemoReport, *, compact: bool = False) -> Table:
+    """Per job, one line; ``compact`` (a narrower terminal) draws no borders, as ``jobs list``
+    does, so pipeline/step keeps room to be read rather than being cut to a few letters."""
+    style: dict[str, Any] = (
+        {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False, "collapse_padding": True}
+        if compact
+        else {}
+    )
+    jobs = Table(title="jobs", title_justify="left", **style)
     for name in ("job", "pipeline/step", "prio", "expected", "state", "exit", "dispatch"):
         # Only pipeline/step gives way on a narrow terminal (cut with …, never wrapped).
         jobs.add_column(name, no_wrap=name != "pipeline/step", overflow="ellipsis")

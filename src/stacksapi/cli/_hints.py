@@ -8,6 +8,7 @@ before anything else (every path under it is a 404). A hint the server's message
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -30,6 +31,7 @@ __all__ = ["BASE_URL_ENV", "TOKEN_ENV", "Subject", "describe_error", "error_hint
 
 TOKEN_ENV = "BUILDKITE_CLUSTER_TOKEN"  # noqa: S105 - a variable name, not a secret
 BASE_URL_ENV = "STACKSAPI_BASE_URL"
+_VERSION = re.compile(r"v[0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +83,26 @@ def error_hint(
 
 
 def _missing_v3(base_url: str) -> str:
+    """The base URL that works when ``base_url`` does not end at one ``/v3/`` ("" when it does).
+
+    A path without ``v3`` gets it appended (a proxy may add a prefix); another version (``/v2/``)
+    is replaced; a path past ``/v3/`` (``/v3/stacks/``, ``/v3/v3/``) is cut back to it.
+    """
     parts = urlsplit(base_url)
-    path = parts.path.rstrip("/")
-    if path.endswith("/v3"):
-        return ""
-    fixed = f"{parts.scheme}://{parts.netloc}{path}/v3/"
-    return (
-        f"the base URL {base_url} has no /v3/ path, where the Stacks API lives: "
-        f"try --base-url {fixed} (or {BASE_URL_ENV})"
-    )
+    segments = [s for s in parts.path.split("/") if s]
+    if "v3" in segments:
+        if segments.index("v3") == len(segments) - 1:
+            return ""
+        segments = segments[: segments.index("v3") + 1]
+        what = "goes past /v3/, where the Stacks API lives"
+    elif segments and _VERSION.fullmatch(segments[-1]):
+        segments[-1] = "v3"
+        what = "names another API version; the Stacks API lives under /v3/"
+    else:
+        segments.append("v3")
+        what = "has no /v3/ path, where the Stacks API lives"
+    fixed = f"{parts.scheme}://{parts.netloc}/{'/'.join(segments)}/"
+    return f"the base URL {base_url} {what}: try --base-url {fixed} (or {BASE_URL_ENV})"
 
 
 def _not_found(exc: NotFoundError, subject: Subject) -> str:
@@ -99,6 +112,11 @@ def _not_found(exc: NotFoundError, subject: Subject) -> str:
         return (
             f"Queue {subject.queue!r} is not a queue of this token's cluster: check --queue "
             "(a cluster queue's key; __default__ is the cluster's default queue)"
+        )
+    if "queue" in said and "stack" not in said:  # the server named the queue it lacks
+        return (
+            "Check --queue (a queue of this token's cluster; __default__ is the cluster's "
+            "default queue)"
         )
     if subject.jobs and "job" in said:
         return "Check the job uuid (a full uuid, or a short id from `stacksapi jobs list`)"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from stacksapi._models import StackNotification
-from stacksapi._validate import crop_notification_detail
+from stacksapi._validate import crop_finish_detail, crop_notification_detail
 
 from ._common import ApiOptions, Subject, api_options, fail, open_client
 from ._job_ids import JobIds
@@ -291,6 +291,9 @@ def finish(  # noqa: PLR0917 - click passes options positionally by name
           --signal-reason stack_error
       stacksapi finish --stack my-stack 0190f7d2 --detail "done elsewhere" --exit-status 0
     """
+    detail, cropped = crop_finish_detail(detail, "--detail", "--detail")
+    if cropped:  # said here as the user typed it; the client then has nothing left to crop
+        click.echo(f"warning: {cropped}", err=True)
     with open_client(api, Subject(stack=stack_key, jobs=1)) as client:
         (job_uuid,) = _full_ids(client, api, stack_key, [job_uuid], lookup_queue)
         client.finish_job(

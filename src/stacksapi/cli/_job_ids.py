@@ -35,7 +35,7 @@ from stacksapi._models import DEFAULT_QUEUE_KEY
 if TYPE_CHECKING:
     from stacksapi import Client
 
-__all__ = ["MIN_PREFIX", "SHORT_ID", "JobIds", "short_ids"]
+__all__ = ["MIN_PREFIX", "SHORT_ID", "JobIds", "is_short_id", "short_ids"]
 
 SHORT_ID = 8
 MIN_PREFIX = 4
@@ -136,7 +136,7 @@ class JobIds:
 
     def resolve(self, client: Client, refs: Sequence[str], queue: str | None) -> list[str]:
         """``refs`` with each short id replaced by its job's full uuid (see the module doc)."""
-        prefixes = [r for r in refs if _is_prefix(r)]
+        prefixes = [r for r in refs if is_short_id(r)]
         scheduled: list[str] = []
         queues: list[str] = []
         if prefixes:
@@ -180,7 +180,7 @@ def _bare(uuid: str) -> str:
     return uuid.replace("-", "").lower()
 
 
-def _is_prefix(ref: str) -> bool:
+def is_short_id(ref: str) -> bool:
     """A start of a uuid (hex and dashes, shorter than a uuid); too short is a usage error."""
     low = ref.lower()
     if len(low) >= _UUID_LEN or not _PREFIX.fullmatch(low):

@@ -29,10 +29,13 @@ from ._common import (
     EXIT_USAGE,
     TOKEN_ENV,
     ApiOptions,
+    allow_insecure_http_option,
     config_base_url_option,
     fail,
     open_client,
 )
+from ._job_ids import JobIds, is_short_id
+from ._params import STACK_ENV
 
 __all__ = ["kubernetes"]
 
@@ -55,7 +58,10 @@ def kubernetes() -> None:
 )  # fmt: skip
 @click.argument("job")
 @click.option("--namespace", default=None, help="Default: kubernetes.namespace, else 'default'.")
-@click.option("--key", default=None, help="Override stack.key (it labels the objects).")
+@click.option(
+    "--stack", "--key", "key", default=None, metavar="KEY",
+    help=f"Override stack.key (it labels the objects; else {STACK_ENV}, else the file's).",
+)  # fmt: skip
 @click.option(
     "--output", "-o", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True,
     help="yaml: one document per object; json: a list.",
@@ -70,6 +76,7 @@ def kubernetes() -> None:
     "Default: kubernetes.native_sidecars; \"auto\" assumes 1.29+.",
 )  # fmt: skip
 @config_base_url_option
+@allow_insecure_http_option
 def render(  # noqa: PLR0917 - click passes options by name
     config_path: str,
     job: str,
@@ -79,6 +86,7 @@ def render(  # noqa: PLR0917 - click passes options by name
     token: str | None,
     native: bool | None,
     base_url: str | None,
+    allow_insecure_http: bool,
 ) -> None:
     """Print the Kubernetes Job and Secret the stack would create for JOB (token masked).
 
@@ -86,7 +94,8 @@ def render(  # noqa: PLR0917 - click passes options by name
     annotated with a dispatch id, the Secret owned by the Job.
 
     JOB is a JSON file (from `stacksapi jobs get -o json` or `jobs list -o json`), `-` for
-    stdin, or a job uuid fetched from the server (with the stack's key and queue).
+    stdin, or a job uuid (or its short id, as `jobs list` shows it) fetched from the server
+    (with the stack's key and queue).
 
     \b
     Examples:
@@ -114,9 +123,10 @@ def render(  # noqa: PLR0917 - click passes options by name
         fail(f"bad configuration: {exc}", code=EXIT_USAGE)
     except ImportError as exc:
         fail(str(exc), code=EXIT_USAGE)
-    if _UUID.match(job) and not Path(job).exists():
+    if not Path(job).exists() and (_UUID.match(job) or is_short_id(job)):
         url = base_url or config.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-        data = _fetch(ApiOptions(token, url, "json", 30.0), config, job)
+        api = ApiOptions(token, url, "json", 30.0, allow_insecure_http=allow_insecure_http)
+        data = _fetch(api, config, job)
     else:
         data = _read_json(job)
     try:
@@ -152,9 +162,10 @@ def _read_json(source: str) -> dict[str, Any]:
     return data
 
 
-def _fetch(api: ApiOptions, config: Any, uuid: str) -> dict[str, Any]:
+def _fetch(api: ApiOptions, config: Any, ref: str) -> dict[str, Any]:
     """The job's command and env, plus its pipeline and build when it is still scheduled."""
     with open_client(api) as client:
+        (uuid,) = JobIds(api.base_url, config.key).resolve(client, [ref], config.queue_key)
         found = client.get_job(config.key, uuid)
         data: dict[str, Any] = {"id": found.id, "command": found.command, "env": found.env}
         after = None

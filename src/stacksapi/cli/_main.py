@@ -1,6 +1,7 @@
 """The ``stacksapi`` click group: wires the commands together and owns the exit codes.
 
-Any exception that escapes a command becomes one line on stderr (exit 1), never a traceback;
+Any exception that escapes a command becomes one line on stderr (exit 1; exit 2 for an argument
+the client refused before sending anything), never a traceback;
 set ``STACKSAPI_DEBUG=1`` to see the traceback when reporting a bug.
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import click
 
-from stacksapi._errors import StacksAPIError
+from stacksapi._errors import RequestValidationError, StacksAPIError
 from stacksapi._extras import missing_extra
 from stacksapi._version import __version__
 
@@ -73,6 +74,11 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except RequestValidationError as exc:  # a bad argument, caught before sending: usage
+            if env_flag("STACKSAPI_DEBUG"):
+                raise
+            _one_line(f"{exc} (nothing was sent)")
+            ctx.exit(EXIT_USAGE)
         except StacksAPIError as exc:
             if env_flag("STACKSAPI_DEBUG"):
                 raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import click
@@ -16,6 +17,7 @@ __all__ = [
     "STACK_ENV",
     "IsoTime",
     "lookup_queue_option",
+    "parse_iso_8601",
     "queue_option",
     "stack_named_option",
     "stack_option",
@@ -35,9 +37,10 @@ SIGNAL_REASONS = (
 
 
 class IsoTime(click.ParamType[dt.datetime]):
-    """Any ISO 8601 date-time: fractions of a second, ``Z`` or an offset, ``T`` or a space,
-    the basic format (``20260304T050607Z``) too: what Python's ``fromisoformat`` reads. Without
-    an offset it is UTC, so the value is always timezone-aware."""
+    """Any ISO 8601 date-time: fractions of a second (``.`` or ``,``), ``Z`` or an offset, ``T``
+    or a space, in either case (RFC 3339 allows ``t`` and ``z``), the basic format
+    (``20260304T050607Z``), an ordinal date (``2026-063``) and ``24:00`` (the end of a day).
+    Without an offset it is UTC, so the value is always timezone-aware."""
 
     name = "ISO 8601 time"
 
@@ -48,7 +51,7 @@ class IsoTime(click.ParamType[dt.datetime]):
             return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
         text = str(value).strip()
         try:
-            parsed = dt.datetime.fromisoformat(text)
+            parsed = parse_iso_8601(text)
         except ValueError:
             self.fail(
                 f"{text!r} is not an ISO 8601 time (e.g. 2026-03-04T05:06:07.123Z or "
@@ -57,6 +60,25 @@ class IsoTime(click.ParamType[dt.datetime]):
                 ctx,
             )
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+_ORDINAL = re.compile(r"^(\d{4})-?(\d{3})(?=$|T| )")
+_END_OF_DAY = re.compile(r"(?<=[T ])24(?::?00(?::?00(?:[.,]0+)?)?)?(?=$|[Z+-])")
+
+
+def parse_iso_8601(text: str) -> dt.datetime:
+    """``text`` as a datetime: what ``fromisoformat`` reads, plus the ISO 8601 forms it does not
+    (lower-case ``t``/``z``, ordinal dates, ``24:00``). ``ValueError`` when it is none of them."""
+    text = text.upper()
+    if ordinal := _ORDINAL.match(text):
+        year, day = int(ordinal[1]), int(ordinal[2])
+        date = dt.date(year, 1, 1) + dt.timedelta(days=day - 1)
+        if date.year != year:  # day 0, or 366 of a common year
+            raise ValueError(f"day {day} of {year}")
+        text = date.isoformat() + text[ordinal.end() :]
+    text, end_of_day = _END_OF_DAY.subn("00:00:00", text)
+    parsed = dt.datetime.fromisoformat(text)
+    return parsed + dt.timedelta(days=1) if end_of_day else parsed
 
 
 ISO_8601 = IsoTime()
