@@ -25,7 +25,7 @@ import asyncio
 import importlib.util
 import os
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpcore2
@@ -231,6 +231,20 @@ class AsyncPoolPath:
 # --- sockets of our own --------------------------------------------------------------------
 
 
+def _socket_request(
+    encode: Callable[[bytes, bytes, list[tuple[bytes, bytes]], bytes | None], bytes],
+    wire: Wire,
+    call: Call,
+    url: str,
+    headers: Mapping[str, str] | None,
+) -> bytes:
+    """One call's request bytes for the socket paths (``encode`` is ``_h1.request_bytes``,
+    imported by the paths so that httptools stays optional for the others)."""
+    return encode(
+        call.method.encode("ascii"), wire.target(call, url), wire.headers(call, headers), call.body
+    )
+
+
 class SocketPath:
     """Sends over the client's own keep-alive connections (:mod:`._socket_pool`)."""
 
@@ -244,12 +258,7 @@ class SocketPath:
 
     def send(self, call: Call, url: str, headers: Mapping[str, str] | None, timeout: Any) -> Reply:
         wire = self.wire
-        data = self._bytes(
-            call.method.encode("ascii"),
-            wire.target(call, url),
-            wire.headers(call, headers),
-            call.body,
-        )
+        data = _socket_request(self._bytes, wire, call, url, headers)
         reader = self.pool.request(data, wire.timeouts(timeout))
         return wire.reply(reader.status, reader.headers, reader.body)
 
@@ -284,12 +293,7 @@ class AsyncSocketPath:
                 self._fallback = AsyncPoolPath(self.wire)
             return await self._fallback.send(call, url, headers, timeout)
         wire = self.wire
-        data = self._bytes(
-            call.method.encode("ascii"),
-            wire.target(call, url),
-            wire.headers(call, headers),
-            call.body,
-        )
+        data = _socket_request(self._bytes, wire, call, url, headers)
         reader = await self.pool.request(data, wire.timeouts(timeout))
         return wire.reply(reader.status, reader.headers, reader.body)
 
