@@ -127,7 +127,8 @@ class SimAgents:
             return AgentExit(uuid, None, "", "cancelled before the agent took the job")
         r = await self._send("POST", f"{base}/acquire", self.tokens.get(uuid, token))
         if r.status_code != 200:
-            return AgentExit(uuid, 3, f"acquire refused: {r.status_code} {r.text[:200]}")
+            # 27: what buildkite-agent exits with when its acquire is refused
+            return AgentExit(uuid, 27, f"acquire refused: {r.status_code} {r.text[:200]}")
         access = r.json()["access_token"]
         if self.after_acquire is not None:
             await self.after_acquire(uuid)

@@ -129,6 +129,7 @@ class FakeKube:
         self.created_at: dict[tuple[str, str, str], float] = {}  # first creation, monotonic
         self._held: dict[str, threading.Event] = {}  # plural -> released when set
         self.list_held = threading.Event()  # a held list has taken its snapshot
+        self._held_requests: dict[tuple[str, str], threading.Event] = {}  # (method, plural)
         self._pods_made: set[str] = set()  # Job uids whose pod exists
         methods = ["GET", "POST", "PATCH", "DELETE", "PUT"]
         self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=methods)])
@@ -233,6 +234,13 @@ class FakeKube:
         with self.lock:
             self._held[plural] = gate
             self.list_held.clear()
+        return gate
+
+    def hold(self, method: str, plural: str) -> threading.Event:
+        """Park every ``method`` request on ``plural`` until the returned event is set."""
+        gate = threading.Event()
+        with self.lock:
+            self._held_requests[(method, plural)] = gate
         return gate
 
     def fail(self, method: str, plural: str, code: int, times: int = 1) -> None:
@@ -343,6 +351,10 @@ class FakeKube:
         if route is None:
             return status(404, "NotFound", f"the server could not find {path}")
         plural, ns, name = route
+        with self.lock:
+            gate = self._held_requests.get((request.method, plural))
+        if gate is not None:
+            await asyncio.to_thread(gate.wait, 30)  # bounded: a failed test must not hang
         with self.lock:
             for fault in self.faults:
                 if fault[0] == request.method and fault[1] == plural and fault[3] > 0:

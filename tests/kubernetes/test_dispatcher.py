@@ -6,8 +6,11 @@ Jobs that fail or vanish, and the errors a user sees.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -207,3 +210,64 @@ def dispatcher_from(path: Path) -> KubernetesDispatcher:
         }
     )
     return KubernetesDispatcher.from_stack_config(cfg)
+
+
+async def test_a_controller_starting_leaves_a_job_another_is_creating_and_clears_a_cut_short_one(
+    fake_kube: FakeKube, tmp_path: Path
+) -> None:
+    """Two controllers with one key (a mistake, survived): one starts while the other is between
+    creating a Job (suspended) and releasing it. The Job is not a leftover: it is left alone, and
+    its dispatch goes through. A suspended Job that nobody releases is a creation cut short (the
+    controller died): it is deleted once it has stayed suspended past the grace."""
+    first, second = dispatcher(fake_kube, tmp_path), dispatcher(fake_kube, tmp_path)
+    second.suspended_grace = 2.0  # creationTimestamp has whole seconds: leave a margin
+    await first.start(RecordingSink())
+    gate = fake_kube.hold("POST", "secrets")  # the first controller is mid-creation
+    creating = asyncio.create_task(first.dispatch(request(U1)))
+    name = job_name(first.config, U1)
+    await eventually(lambda: fake_kube.get("jobs", NS, name) is not None)
+    copy = _suspended_copy(fake_kube.get("jobs", NS, name), first.config, U2)
+    cut_short = fake_kube.store("jobs", NS, copy, created=True)  # nobody will release it
+    assert await second.start(RecordingSink()) == []
+    assert fake_kube.get("jobs", NS, name) is not None  # not deleted under the first controller
+    gate.set()
+    await creating  # released: its pod runs
+    job = fake_kube.get("jobs", NS, name)
+    assert job is not None
+    assert not job["spec"].get("suspend")
+    leftover = cut_short["metadata"]["name"]
+    await eventually(lambda: fake_kube.get("jobs", NS, leftover) is None)  # after the grace
+    assert fake_kube.get("jobs", NS, name) is not None  # the released one stays
+    for d in (first, second):
+        await d.shutdown(0)
+
+
+async def test_a_suspended_job_older_than_the_grace_is_deleted_at_start(
+    fake_kube: FakeKube, tmp_path: Path
+) -> None:
+    first, second = dispatcher(fake_kube, tmp_path), dispatcher(fake_kube, tmp_path)
+    await first.start(RecordingSink())
+    gate = fake_kube.hold("POST", "secrets")
+    creating = asyncio.create_task(first.dispatch(request(U1)))
+    name = job_name(first.config, U1)
+    await eventually(lambda: fake_kube.get("jobs", NS, name) is not None)
+    old = _suspended_copy(fake_kube.get("jobs", NS, name), first.config, U2)
+    old["metadata"]["creationTimestamp"] = "2026-11-30T00:00:00Z"  # a day ago: cut short
+    leftover = fake_kube.store("jobs", NS, old, created=True)["metadata"]["name"]
+    await second.start(RecordingSink())  # the grace is 60 s: this Job is far older
+    await eventually(lambda: fake_kube.get("jobs", NS, leftover) is None, 5)
+    creating.cancel()
+    gate.set()
+    for d in (first, second):
+        await d.shutdown(0)
+
+
+def _suspended_copy(job: dict[str, Any] | None, config: Any, uuid: str) -> dict[str, Any]:
+    """A copy of ``job`` (as a dispatch creates it: suspended) for job ``uuid``, not stored yet."""
+    assert job is not None
+    text = json.dumps(job).replace(job_name(config, U1), job_name(config, uuid))
+    copy = json.loads(text.replace(U1, uuid))
+    for field in ("uid", "resourceVersion", "creationTimestamp"):
+        copy["metadata"].pop(field, None)
+    assert copy["spec"]["suspend"] is True
+    return copy

@@ -108,6 +108,7 @@ class SimDispatcher:
         r = await self._http.post(f"{base}/acquire", headers={"Authorization": f"Token {token}"})
         if r.status_code == 401:
             self.refused.append(uuid)
+            status = 27  # what buildkite-agent exits with when its acquire is refused
         if r.status_code == 200 and not self.finish:
             status = 0  # accepted is enough: the agent "started" the job
         elif r.status_code == 200:

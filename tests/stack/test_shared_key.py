@@ -8,14 +8,19 @@ warned about loudly and counted, never reported as a failed job. One replica's d
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
+from pathlib import Path
 
 import pytest
-from stack_helpers import accepted_count, config, sim, start, state
+from stack_helpers import Run, accepted_count, config, sim, start, state
 
 from stacksapi import AsyncClient
-from stacksapi.emulator import EmulatorServer
-from stacksapi.stack import EventKind
+from stacksapi._models import RegisterStackRequest, ReserveJobsRequest
+from stacksapi.emulator import Emulator, EmulatorServer
+from stacksapi.emulator._api import deregister_stack, register_stack, reserve_jobs
+from stacksapi.stack import EventKind, SubprocessConfig, SubprocessDispatcher
 
 pytestmark = pytest.mark.anyio
 
@@ -62,3 +67,84 @@ async def test_a_replica_stopping_does_not_stop_another_with_the_same_key(
     assert (await runs[1].stop()).ok
     assert all(accepted_count(stacks_emulator, j) == 1 for j in first + rest)
     assert runs[1].stack.metrics.counts["stack_reregistered"] >= 1
+
+
+async def test_an_agent_refused_while_its_job_is_reserved_again_is_dispatched_again(
+    stacks_emulator: EmulatorServer,
+    async_stacks_client: AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another process with this key deregisters it, and a replacement registers the key and
+    reserves the job, all before this stack has seen any sign of it: the job's tokens stopped
+    working, so its agent is refused (exit 27, as ``buildkite-agent`` exits) although the key
+    still holds the job. That is not the job's failure: it is dispatched again, and runs once."""
+    em = stacks_emulator.emulator
+    [job] = em.create_jobs(1)
+    caplog.set_level(logging.WARNING, logger="stacksapi.stack")
+    agents = sim(stacks_emulator, hold=[job])
+    run = start(async_stacks_client, config(max_in_flight=1), agents)
+    await run.until(lambda: job in agents.dispatched)
+    with em.lock:  # atomically, as the server sees it: no poll of ours in between
+        _reserved_again_by_a_replacement(em, job)
+    agents.release(job)
+    await run.until(lambda: state(stacks_emulator, job) == "finished", 30)
+    assert (await run.stop()).ok
+    assert agents.refused == [job]  # the first agent was refused: its token had stopped working
+    assert agents.dispatched == [job, job]
+    assert accepted_count(stacks_emulator, job) == 1
+    finish = em.job(job).finish
+    assert finish is not None
+    assert not finish.by.startswith("stack ")
+    assert EventKind.FINISHED_BY_STACK not in run.kinds()
+    assert run.stack.metrics.counts["acquires_refused"] == 1
+    assert run.stack.metrics.counts["shared_key_detected"] >= 1
+    assert any("refused" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_real_agent_refused_while_its_job_is_reserved_again_runs_it_on_a_second_try(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient, tmp_path: Path
+) -> None:
+    """The same, with the emulated ``buildkite-agent`` as a real process: it exits 27 when its
+    acquire is refused, and the job still runs exactly once, unfailed."""
+    em = stacks_emulator.emulator
+    [job] = em.create_jobs(1, command="echo ran-once")
+    gate = tmp_path / "gate"
+    agent = tmp_path / "agent"
+    agent.write_text(  # the first agent waits at the gate; the next goes straight on
+        f"#!/bin/sh\nwhile [ ! -e {gate} ]; do sleep 0.05; done\n"
+        f'exec {sys.executable} -m stacksapi.emulator._agent start --acquire-job "$1"\n'
+    )
+    agent.chmod(0o755)
+    sub = SubprocessConfig(
+        command=(str(agent), "{job_uuid}"),
+        env={"BUILDKITE_AGENT_ENDPOINT": stacks_emulator.base_url.rstrip("/")},
+        work_dir=str(tmp_path / "work"),
+    )
+    run = Run(
+        async_stacks_client, config(subprocess=sub, max_in_flight=1), SubprocessDispatcher(sub)
+    )
+    run.task = asyncio.create_task(run.stack.run_async())
+    await run.until(lambda: EventKind.DISPATCHED in run.kinds(job))
+    with em.lock:
+        _reserved_again_by_a_replacement(em, job)
+    gate.touch()
+    await run.until(lambda: state(stacks_emulator, job) == "finished", 60)
+    assert (await run.stop()).ok
+    assert run.kinds(job).count(EventKind.DISPATCHED) == 2
+    assert accepted_count(stacks_emulator, job) == 1
+    finish = em.job(job).finish
+    assert finish is not None
+    assert not finish.by.startswith("stack ")
+    assert run.stack.metrics.counts["acquires_refused"] == 1
+
+
+def _reserved_again_by_a_replacement(em: Emulator, job: str) -> None:
+    """Another process with this key deregisters it (its reservations and tokens end), and a
+    replacement registers the key and reserves ``job``. Call it holding ``em.lock``, so that the
+    stack under test sees none of it happen."""
+    mine = em.stacks["test-stack"]
+    again = RegisterStackRequest(key=mine.key, type=mine.type, queue_key=mine.queue_key,
+                                 metadata=dict(mine.metadata))  # fmt: skip
+    deregister_stack(em, mine.key)
+    register_stack(em, again)
+    reserve_jobs(em, mine.key, ReserveJobsRequest(job_uuids=[job]))

@@ -50,7 +50,8 @@ from stacksapi.stack import (
 from ._config import KubernetesConfig
 from ._create import Creator, finished, new_dispatch_id
 from ._jobsource import ApiJobDetails, JobDetailsSource
-from ._kube import Abandoned, KubeAPI, connect
+from ._kube import Abandoned, KubeAPI, connect, error_reason
+from ._leftovers import SUSPENDED_GRACE, clear_cut_short
 from ._manifest import dispatch_job
 from ._metrics import KubeMetrics
 from ._podcheck import (
@@ -107,6 +108,7 @@ class KubernetesDispatcher:
                                confirm=self._confirm, sweep=self.sweep)  # fmt: skip
         self._tracked = self._table.work
         self._tasks: set[asyncio.Task[None]] = set()
+        self.suspended_grace = SUSPENDED_GRACE  # see _leftovers
 
     @classmethod
     def from_stack_config(cls, config: StackConfig) -> Self:
@@ -171,8 +173,8 @@ class KubernetesDispatcher:
             uuid = uuid_of(job)
             if uuid is None or finished(job) is not None or job.metadata is None:
                 continue
-            if job.spec is not None and job.spec.suspend:  # a creation cut short: no pod ran
-                await self._delete_quietly(str(job.metadata.name))
+            if job.spec is not None and job.spec.suspend:  # cut short, or still being created
+                self._spawn(clear_cut_short(self.api, job, self.suspended_grace))
                 continue
             tracked = Tracked(uuid, str(job.metadata.name), since=time.monotonic())
             self._tracked[uuid] = tracked
@@ -224,7 +226,7 @@ class KubernetesDispatcher:
                 if isinstance(exc, DispatchError):
                     raise
                 raise DispatchError(
-                    f"cannot create Kubernetes Job {where}: {_reason(exc)}"
+                    f"cannot create Kubernetes Job {where}: {error_reason(exc)}"
                 ) from None
             outcome = None
         except asyncio.CancelledError:  # the caller gave up on this dispatch: leave nothing
@@ -282,13 +284,13 @@ class KubernetesDispatcher:
                 assert self._creator is not None
                 await self._creator.remove_if_ours(tracked.name, tracked.dispatch_id)
         except Exception as exc:
-            _log.warning("cannot delete Kubernetes Job %s: %s", tracked.name, _reason(exc))
+            _log.warning("cannot delete Kubernetes Job %s: %s", tracked.name, error_reason(exc))
 
     async def _delete_quietly(self, name: str) -> None:
         try:
             await self.api.delete_job(name)
         except Exception as exc:
-            _log.warning("cannot delete Kubernetes Job %s: %s", name, _reason(exc))
+            _log.warning("cannot delete Kubernetes Job %s: %s", name, error_reason(exc))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -310,7 +312,7 @@ class KubernetesDispatcher:
         try:
             gone_already = not await self.api.delete_job(tracked.name)
         except Exception as exc:
-            _log.error("job %s: cannot delete Kubernetes Job: %s", job_uuid, _reason(exc))
+            _log.error("job %s: cannot delete Kubernetes Job: %s", job_uuid, error_reason(exc))
             gone_already = True  # report it: the stack must not hold the capacity forever
         if gone_already:
             self._ended(job_uuid, None)
@@ -329,7 +331,7 @@ class KubernetesDispatcher:
         try:
             await self._creator.new_token(job_uuid, token.get_secret_value())
         except (ApiError, httpx2.HTTPError) as exc:
-            _log.warning("job %s: cannot refresh its token Secret: %s", job_uuid, _reason(exc))
+            _log.warning("job %s: cannot refresh its token Secret: %s", job_uuid, error_reason(exc))
             return False
         return True
 
@@ -388,7 +390,9 @@ class KubernetesDispatcher:
             try:
                 job = await self.api.get_job(tracked.name)
             except Exception as exc:
-                _log.warning("cannot look up Kubernetes Job %s: %s", tracked.name, _reason(exc))
+                _log.warning(
+                    "cannot look up Kubernetes Job %s: %s", tracked.name, error_reason(exc)
+                )
                 return
             if job is None or job.metadata is None or job.metadata.uid != tracked.uid:
                 self._ended(tracked.uuid, None)
@@ -447,7 +451,7 @@ class KubernetesDispatcher:
         try:
             events = describe_events(await self.api.pod_events(about), self.config.events_quoted)
         except Exception as exc:
-            events = f"(events unavailable: {_reason(exc)})"
+            events = f"(events unavailable: {error_reason(exc)})"
         headline = f"Kubernetes {kind} {self.namespace}/{about} {problem.summary}"
         sink = self._sink
         if isinstance(sink, ProvisioningSink) and sink.job_started(uuid):
@@ -485,12 +489,6 @@ class KubernetesDispatcher:
 def _phase(tracked: Tracked) -> str:
     pod = tracked.pod
     return str(pod.status.phase or "") if pod is not None and pod.status is not None else ""
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ApiError) and exc.status is not None:
-        return f"{exc.status.code} {exc.status.reason or ''}: {exc.status.message or ''}".strip()
-    return str(exc) or type(exc).__name__
 
 
 def dispatcher(config: StackConfig) -> KubernetesDispatcher:

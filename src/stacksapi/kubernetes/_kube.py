@@ -37,7 +37,16 @@ from ._metrics import KubeMetrics
 if TYPE_CHECKING:
     from lightkube.config.kubeconfig import KubeConfig
 
-__all__ = ["Abandoned", "AlreadyExists", "Gone", "KubeAPI", "TokenBucket", "connect", "status_code"]
+__all__ = [
+    "Abandoned",
+    "AlreadyExists",
+    "Gone",
+    "KubeAPI",
+    "TokenBucket",
+    "connect",
+    "error_reason",
+    "status_code",
+]
 
 _log = logging.getLogger("stacksapi.kubernetes")
 _TRANSIENT = frozenset({429, 500, 502, 503, 504})
@@ -86,6 +95,13 @@ def status_code(exc: BaseException) -> int | None:
         response = getattr(exc, "response", None)
         return code if code is not None or response is None else response.status_code
     return None
+
+
+def error_reason(exc: BaseException) -> str:
+    """A Kubernetes API error in one line: code, reason and message (else the exception)."""
+    if isinstance(exc, ApiError) and exc.status is not None:
+        return f"{exc.status.code} {exc.status.reason or ''}: {exc.status.message or ''}".strip()
+    return str(exc) or type(exc).__name__
 
 
 class TokenBucket:

@@ -9,6 +9,7 @@ See ``docs/stack.md``.
 from ._api import AsyncStacksClient
 from ._config import DEFAULT_AGENT_COMMAND, ConfigError, StackConfig, SubprocessConfig
 from ._dispatcher import (
+    ACQUIRE_REFUSED,
     AdoptedJob,
     AdoptedState,
     AgentExit,
@@ -31,6 +32,7 @@ from ._runtime import Stack, StackRunner
 from ._subprocess import SubprocessDispatcher
 
 __all__ = [
+    "ACQUIRE_REFUSED",
     "DEFAULT_AGENT_COMMAND",
     "AdoptedJob",
     "AdoptedState",

@@ -41,6 +41,7 @@ from typing import Any, Protocol, runtime_checkable
 from stacksapi._models import Job, ScheduledJob, Secret
 
 __all__ = [
+    "ACQUIRE_REFUSED",
     "AdoptedJob",
     "AdoptedState",
     "AgentExit",
@@ -163,6 +164,12 @@ def parse_plugins(raw: str | None) -> list[dict[str, Any]]:
     return out
 
 
+ACQUIRE_REFUSED = 27
+"""The exit status of ``buildkite-agent start --acquire-job`` when the server refused the acquire.
+
+A dispatcher whose agent reports a refusal some other way says so with this status."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class AgentExit:
     """How the work for one job ended.
@@ -180,6 +187,14 @@ class AgentExit:
     @property
     def succeeded(self) -> bool:
         return self.exit_status == 0 and self.error is None
+
+    @property
+    def acquire_refused(self) -> bool:
+        """The agent was refused its job (:data:`ACQUIRE_REFUSED`): it never ran it.
+
+        While the job is still reserved by this stack's key, that is never the job's own
+        failure (its token stopped working), so the runtime dispatches the job again."""
+        return self.exit_status == ACQUIRE_REFUSED and self.error is None
 
 
 @runtime_checkable

@@ -7,10 +7,12 @@ unfailed (the ``DispatchDeferred`` path: a one-second reservation, it lists agai
 breaker opens, the stack takes no jobs and hands back what it holds but has not launched, and
 resumes once a probe's agent takes its job. Successes (a launch under way, an agent that took
 its job) reset the streak. It also recognises an agent that lost the acquire race: its job is
-held by another agent (two processes with one stack key), which is not a failure at all; and
-once another process is known to use the key, an agent refused while the job is still ours is
-started again with a fresh token (the other process's deregistration ends our reservations,
-and our tokens with them).
+held by another agent (two processes with one stack key), which is not a failure at all. An
+agent refused its job (exit status 27) while this key still holds the job is not a failure
+either: the job's reservation ended under it (another process with the key deregistered it,
+then the key reserved the job again), and our tokens with it. Such a job is dispatched again
+with a fresh token, as is any job whose agent failed while held once another process is known
+to use the key.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class StartFailures:
         log: logging.Logger,
     ) -> None:
         self.breaker = Breaker(config.breaker_threshold, config.breaker_backoff_seconds)
-        self._key = config.key
+        self._key, self._tokens = config.key, config.issue_tokens
         self._table, self._finisher, self._emit = table, finisher, emit
         self._metrics, self._shared_key, self._clock = metrics, shared_key, clock
         self._defer, self._relaunch, self._log = defer, relaunch, log
@@ -82,13 +84,24 @@ class StartFailures:
                    f"another agent took the job first ({state}); not a failure")  # fmt: skip
         self._shared_key.sign(f"an agent lost the acquire race for job {uuid}")
 
-    def start_failed(self, uuid: str, error: str, detail: str, *, held: bool = False) -> bool:
+    def start_failed(
+        self, uuid: str, error: str, detail: str, *, held: bool = False, refused: bool = False
+    ) -> bool:
         """A job failed to start with ``error``: finish it with ``detail``, or hand it back.
 
-        ``held``: its agent failed while the job is still reserved by this stack's key. True when
-        the job was dispatched again instead (it stays in flight)."""
-        if held and self._shared_key.signs and self._relaunch(uuid):
-            self._emit(EventKind.API_ERROR, uuid, "its agent was refused while the job is still "
+        ``held``: its agent failed while the job is still reserved by this stack's key;
+        ``refused``: the agent said it was refused the job. True when the job was dispatched
+        again instead (it stays in flight)."""
+        if held and refused and self._relaunch(uuid):
+            self._metrics.inc("acquires_refused")
+            self._emit(EventKind.API_ERROR, uuid, "its agent was refused although this key "
+                       "still holds the job (its tokens had stopped working): dispatching it "
+                       "again")  # fmt: skip
+            self._shared_key.sign(f"an agent was refused job {uuid} although this key still "
+                                  "holds it, so its reservation had ended under it")  # fmt: skip
+            return True
+        if held and self._tokens and self._shared_key.signs and self._relaunch(uuid):
+            self._emit(EventKind.API_ERROR, uuid, "its agent failed while the job is still "
                        "reserved by this key (a shared key): dispatching it again")  # fmt: skip
             return True
         verdict = self.breaker.failure(uuid, error, self._clock())

@@ -35,6 +35,7 @@ _COUNTERS = {
     "stack_reregistered": "Registrations again after the server forgot the stack (404)",
     "acquire_races_lost": "Agents that lost the acquire race to another agent (a shared key)",
     "shared_key_detected": "Signs that another process uses this stack key",
+    "acquires_refused": "Agents refused a job this key still held (its tokens had stopped working)",
     "breaker_trips": "Times the breaker opened on the same failure across consecutive jobs",
     "jobs_handed_back": "Jobs let go unfailed, back to the queue (breaker open)",
 }

@@ -251,12 +251,13 @@ class StackRunner:
         return True
 
     def _relaunch(self, uuid: str) -> bool:
-        """Dispatch a job whose agent failed before starting again, with a fresh token (at most
-        ``_MAX_RELAUNCHES`` times). False when it cannot or should not be."""
+        """Dispatch a job whose agent failed before starting again, with a fresh token when
+        tokens are issued (at most ``_MAX_RELAUNCHES`` times). False when it cannot or should
+        not be."""
         flight = self._table.get(uuid)
         if flight is None or flight.cancelled or flight.finishing or self._stop_requested:
             return False
-        if not self.config.issue_tokens or flight.relaunches >= _MAX_RELAUNCHES:
+        if flight.relaunches >= _MAX_RELAUNCHES:
             return False
         flight.relaunches += 1
         flight.ended = None

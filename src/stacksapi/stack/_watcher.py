@@ -144,8 +144,10 @@ class Watcher:
             flight.started = False  # the dispatcher thought so; the API says not yet
         if flight.ended is not None:
             if state in HELD and not flight.started:
-                detail = failure_detail(flight.ended)
-                if self._failures.start_failed(uuid, detail, detail, held=True):
+                ended, detail = flight.ended, failure_detail(flight.ended)
+                if self._failures.start_failed(
+                    uuid, detail, detail, held=True, refused=ended.acquire_refused
+                ):
                     return  # dispatched again: still ours
             self._release(uuid)
             return
