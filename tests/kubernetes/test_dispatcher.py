@@ -266,7 +266,7 @@ def _suspended_copy(job: dict[str, Any] | None, config: Any, uuid: str) -> dict[
     """A copy of ``job`` (as a dispatch creates it: suspended) for job ``uuid``, not stored yet."""
     assert job is not None
     text = json.dumps(job).replace(job_name(config, U1), job_name(config, uuid))
-    copy = json.loads(text.replace(U1, uuid))
+    copy: dict[str, Any] = json.loads(text.replace(U1, uuid))
     for field in ("uid", "resourceVersion", "creationTimestamp"):
         copy["metadata"].pop(field, None)
     assert copy["spec"]["suspend"] is True
