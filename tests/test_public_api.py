@@ -269,7 +269,8 @@ def test_runtime_and_model_have_names_that_cannot_be_mistaken() -> None:
 
 
 STACK_PUBLIC = {
-    "ACQUIRE_REFUSED", "DEFAULT_AGENT_COMMAND", "AdoptedJob", "AdoptedState", "AgentExit", "AsyncStacksClient",
+    "ACQUIRE_REFUSED", "DEFAULT_AGENT_COMMAND", "AdoptedJob", "AdoptedState", "AgentExit",
+    "AsyncStacksClient",
     "CheckResult", "CheckableDispatcher", "check_dispatcher", "ConfigError", "DispatchDeferred",
     "DispatchError", "DispatchRequest", "DispatchSink",
     "Dispatcher", "EventCallback", "EventKind", "JsonLogFormatter", "ProvisioningSink", "Stack",
