@@ -10,9 +10,9 @@ come first served; a 409 on a finished Job of an earlier dispatch replaces it. A
   work with the agent's exit status, and the Job is deleted (native sidecars, where the cluster
   has them, let the pod end by itself: :mod:`._sidecars`);
 - a pod stuck pulling an image past ``image_pull_grace``, failing an init container, or pending
-  past ``pending_timeout``: before an agent took the job, the Job is deleted and the work reported
-  failed with the pod's events (the stack then finishes the job with ``stack_error`` and them as
-  the detail); after, a notification is posted instead (the agent owns the job);
+  past ``pending_timeout`` is handled by :class:`~._stuck.StuckPods`: before an agent took the
+  job, the Job is deleted and the work reported failed with the pod's events; after, a
+  notification is posted instead (the agent owns the job);
 - ``cancel`` deletes the Job (pods and Secret go with it); a cancel while the objects are being
   created stops the creation at its next step and removes what it made.
 
@@ -54,15 +54,10 @@ from ._kube import Abandoned, KubeAPI, connect, error_reason
 from ._leftovers import SUSPENDED_GRACE, clear_cut_short
 from ._manifest import dispatch_job
 from ._metrics import KubeMetrics
-from ._podcheck import (
-    PodProblem,
-    container_started,
-    describe_events,
-    pending_reason,
-    pod_problem,
-)
+from ._podcheck import container_started, pending_reason
 from ._render import job_name, owner_reference, stack_selector
 from ._sidecars import agent_outlived, native_sidecars_wanted
+from ._stuck import StuckPods
 from ._table import JobTable, Tracked, uuid_of, work_result
 from ._watch import Watcher
 
@@ -109,6 +104,7 @@ class KubernetesDispatcher:
         self._tracked = self._table.work
         self._tasks: set[asyncio.Task[None]] = set()
         self.suspended_grace = SUSPENDED_GRACE  # see _leftovers
+        self._stuck: StuckPods | None = None  # built once the API and the sink exist
 
     @classmethod
     def from_stack_config(cls, config: StackConfig) -> Self:
@@ -373,7 +369,7 @@ class KubernetesDispatcher:
             if done is not None and not tracked.handling and tracked.cancel_reason is None:
                 self._agent_done(tracked, done.exitCode)
                 return
-        self._check(tracked)
+        self._stuck_pods().check(tracked)
 
     def _agent_done(self, tracked: Tracked, exit_code: int) -> None:
         """The agent exited but a sidecar keeps the pod: end the work now, and the Job."""
@@ -401,8 +397,9 @@ class KubernetesDispatcher:
 
     def sweep(self) -> None:
         pending: dict[str, int] = {}
+        stuck = self._stuck_pods()
         for tracked in list(self._tracked.values()):
-            self._check(tracked)
+            stuck.check(tracked)
             if tracked.created and not tracked.creating:
                 why = "NoPod" if tracked.pod is None else pending_reason(tracked.pod)
                 if why is not None:
@@ -416,55 +413,12 @@ class KubernetesDispatcher:
                 tracked.agent_exit = done.exitCode
                 tracked.agent_message = (done.message or done.reason or "").strip()
 
-    def _check(self, tracked: Tracked) -> None:
-        if tracked.handling or tracked.creating or tracked.cancel_reason is not None:
-            return
-        now = time.monotonic()
-        cfg = self.config
-        if tracked.pod is None:
-            since = tracked.first_seen.setdefault("no-pod", now)
-            if now - since < cfg.pending_timeout:
-                return
-            problem = PodProblem("pending", f"has no pod after {now - since:.0f}s")
-            about = tracked.name
-        else:
-            tracked.first_seen.pop("no-pod", None)
-            found = pod_problem(
-                tracked.pod,
-                tracked.first_seen,
-                now,
-                image_pull_grace=cfg.image_pull_grace,
-                pending_timeout=cfg.pending_timeout,
-            )
-            if found is None:
-                return
-            problem = found
-            about = str(tracked.pod.metadata.name if tracked.pod.metadata else tracked.name)
-        if problem.kind in tracked.noted:
-            return
-        tracked.handling = True
-        self._spawn(self._stuck(tracked, problem, about))
-
-    async def _stuck(self, tracked: Tracked, problem: PodProblem, about: str) -> None:
-        """Fail the work (agent not started) or notify (agent started), quoting the events."""
-        uuid, kind = tracked.uuid, "pod" if about != tracked.name else "Job"
-        try:
-            events = describe_events(await self.api.pod_events(about), self.config.events_quoted)
-        except Exception as exc:
-            events = f"(events unavailable: {error_reason(exc)})"
-        headline = f"Kubernetes {kind} {self.namespace}/{about} {problem.summary}"
-        sink = self._sink
-        if isinstance(sink, ProvisioningSink) and sink.job_started(uuid):
-            tracked.noted.add(problem.kind)
-            tracked.handling = False
-            last = events.splitlines()[-1] if events else ""
-            sink.notify(uuid, f"{headline}. {last}".strip())
-            return
-        _log.warning("job %s: %s; deleting the Job", uuid, headline)
-        output = f"Kubernetes events:\n{events}" if events else ""
-        tracked.failure = AgentExit(uuid, None, output, headline)  # what the deletion reports
-        await self._delete_quietly(tracked.name)
-        self._report(uuid, tracked.failure)
+    def _stuck_pods(self) -> StuckPods:
+        if self._stuck is None:
+            assert self._sink is not None
+            self._stuck = StuckPods(self.config, self.api, self._sink, spawn=self._spawn,
+                                    delete=self._delete_quietly, report=self._report)  # fmt: skip
+        return self._stuck
 
     def _ended(self, uuid: str, job: Job | None) -> None:
         """The Job finished (``job``) or is gone (``None``): report it once."""
