@@ -129,8 +129,11 @@ async def test_a_real_agent_refused_while_its_job_is_reserved_again_runs_it_on_a
         _reserved_again_by_a_replacement(em, job)
     gate.touch()
     await run.until(lambda: state(stacks_emulator, job) == "finished", 60)
+    await run.until(lambda: run.kinds(job).count(EventKind.AGENT_ENDED) == 2)
     assert (await run.stop()).ok
     assert run.kinds(job).count(EventKind.DISPATCHED) == 2
+    ended = [e.data["exit_status"] for e in run.events if e.kind is EventKind.AGENT_ENDED]
+    assert ended == [27, 0]  # refused, then ran it
     assert accepted_count(stacks_emulator, job) == 1
     finish = em.job(job).finish
     assert finish is not None
