@@ -48,6 +48,7 @@ class SimDispatcher:
         dispatch_log: Path | None = None,
         finish: bool = True,
         cancel_delay: float = 0.0,
+        refused_as: tuple[int, str] | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.fail = set(fail)
@@ -57,6 +58,7 @@ class SimDispatcher:
         self.dispatch_log = dispatch_log
         self.finish = finish
         self.cancel_delay = cancel_delay
+        self.refused_as = refused_as  # (exit status, output) of a refused agent; default 27
         self.dispatched: list[str] = []
         self.tokens: dict[str, str] = {}  # the token each agent will acquire with
         self.refused: list[str] = []  # jobs whose agent was refused (401) at acquire
@@ -116,7 +118,10 @@ class SimDispatcher:
             r = await self._http.put(f"{base}/finish", headers=access, json={"exit_status": 0})
             status = 0 if r.status_code == 200 else 1
         self._tasks.pop(uuid, None)
-        self._sink.agent_ended(AgentExit(uuid, status, f"acquire/finish answered {r.status_code}"))
+        output = f"acquire/finish answered {r.status_code}"
+        if r.status_code == 401 and self.refused_as is not None:
+            status, output = self.refused_as
+        self._sink.agent_ended(AgentExit(uuid, status, output))
 
     async def cancel(self, job_uuid: str, reason: str) -> None:
         if self.cancel_delay:

@@ -27,6 +27,7 @@ from stack_helpers import (
 from stacksapi import AsyncClient
 from stacksapi.emulator import Emulator, EmulatorServer, ManualClock
 from stacksapi.stack import (
+    ACQUIRE_REFUSED,
     AdoptedJob,
     AdoptedState,
     AgentExit,
@@ -237,3 +238,19 @@ def test_plugins_never_crash_on_bad_input(raw: str, expected: list[dict[str, Any
         job, "s", "q", None, details=Job(id="j", env={"BUILDKITE_PLUGINS": raw})
     )
     assert request.plugins == expected
+
+
+@pytest.mark.parametrize(
+    ("ended", "refused"),
+    [
+        (AgentExit("j", ACQUIRE_REFUSED, "job acquisition rejected"), True),
+        (AgentExit("j", 1, "POST https://x/v3/register: 401 Unauthorized (token)"), True),
+        (AgentExit("j", 1, "cannot pull image"), False),
+        (AgentExit("j", 0, "401 Unauthorized"), False),  # it ran: whatever it printed
+        (AgentExit("j", None, "401 Unauthorized"), False),  # killed or lost: unknown
+        (AgentExit("j", ACQUIRE_REFUSED, "", "cancelled: the job was canceled"), False),
+        (AgentExit("j", 1, "HTTP 4010 Unauthorizedness"), False),
+    ],
+)
+def test_what_counts_as_an_agent_refused_its_job(ended: AgentExit, refused: bool) -> None:
+    assert ended.acquire_refused is refused

@@ -69,19 +69,31 @@ async def test_a_replica_stopping_does_not_stop_another_with_the_same_key(
     assert runs[1].stack.metrics.counts["stack_reregistered"] >= 1
 
 
+REFUSALS = {
+    "acquire rejected, exit 27": None,
+    "token refused, 401 in the output": (
+        1,
+        "fatal: failed to register: POST http://127.0.0.1/v3/register: 401 Unauthorized",
+    ),
+}
+
+
+@pytest.mark.parametrize("refused_as", REFUSALS.values(), ids=REFUSALS.keys())
 async def test_an_agent_refused_while_its_job_is_reserved_again_is_dispatched_again(
     stacks_emulator: EmulatorServer,
     async_stacks_client: AsyncClient,
     caplog: pytest.LogCaptureFixture,
+    refused_as: tuple[int, str] | None,
 ) -> None:
     """Another process with this key deregisters it, and a replacement registers the key and
     reserves the job, all before this stack has seen any sign of it: the job's tokens stopped
-    working, so its agent is refused (exit 27, as ``buildkite-agent`` exits) although the key
-    still holds the job. That is not the job's failure: it is dispatched again, and runs once."""
+    working, so its agent is refused although the key still holds the job (it exits 27, as
+    ``buildkite-agent`` does on a rejected acquire, or fails after a ``401 Unauthorized``, as it
+    does on a dead token). That is not the job's failure: it is dispatched again, and runs once."""
     em = stacks_emulator.emulator
     [job] = em.create_jobs(1)
     caplog.set_level(logging.WARNING, logger="stacksapi.stack")
-    agents = sim(stacks_emulator, hold=[job])
+    agents = sim(stacks_emulator, hold=[job], refused_as=refused_as)
     run = start(async_stacks_client, config(max_in_flight=1), agents)
     await run.until(lambda: job in agents.dispatched)
     with em.lock:  # atomically, as the server sees it: no poll of ours in between

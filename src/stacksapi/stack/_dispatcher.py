@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import re
 from collections.abc import Collection, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
@@ -169,6 +170,8 @@ ACQUIRE_REFUSED = 27
 
 A dispatcher whose agent reports a refusal some other way says so with this status."""
 
+_UNAUTHORIZED = re.compile(r"\b401 Unauthorized\b")  # how buildkite-agent words a refused token
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AgentExit:
@@ -190,11 +193,16 @@ class AgentExit:
 
     @property
     def acquire_refused(self) -> bool:
-        """The agent was refused its job (:data:`ACQUIRE_REFUSED`): it never ran it.
+        """The agent was refused its job, so it never ran it: it exited with
+        :data:`ACQUIRE_REFUSED`, or failed after the agent API answered ``401 Unauthorized``
+        (its token no longer works; ``buildkite-agent`` then exits with a plain failure).
 
         While the job is still reserved by this stack's key, that is never the job's own
-        failure (its token stopped working), so the runtime dispatches the job again."""
-        return self.exit_status == ACQUIRE_REFUSED and self.error is None
+        failure (the key's reservation ended and the token with it), so the runtime
+        dispatches the job again."""
+        if self.error is not None or self.exit_status in (None, 0):
+            return False
+        return self.exit_status == ACQUIRE_REFUSED or bool(_UNAUTHORIZED.search(self.output))
 
 
 @runtime_checkable

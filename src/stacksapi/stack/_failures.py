@@ -8,11 +8,11 @@ breaker opens, the stack takes no jobs and hands back what it holds but has not 
 resumes once a probe's agent takes its job. Successes (a launch under way, an agent that took
 its job) reset the streak. It also recognises an agent that lost the acquire race: its job is
 held by another agent (two processes with one stack key), which is not a failure at all. An
-agent refused its job (exit status 27) while this key still holds the job is not a failure
-either: the job's reservation ended under it (another process with the key deregistered it,
-then the key reserved the job again), and our tokens with it. Such a job is dispatched again
-with a fresh token, as is any job whose agent failed while held once another process is known
-to use the key.
+agent refused its job (``AgentExit.acquire_refused``) while this key still holds the job is not
+a failure either: the job's reservation ended under it (another process with the key
+deregistered it, then the key reserved the job again), and our tokens with it. Such a job is
+dispatched again with a fresh token, as is any job whose agent failed while held once another
+process is known to use the key.
 """
 
 from __future__ import annotations
