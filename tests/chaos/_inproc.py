@@ -362,7 +362,8 @@ async def shared_key(seed: int, jobs: int, *, faults: str = DEFAULT_FAULTS) -> R
             await until(done(0.3), limit=60)
             await runs[0].stop()  # deregisters the key under the other stack
             # The replacement starts at once: it may register the key before the survivor saw
-            # the 404, so the survivor's refused agents are its only sign (exit 27, job held).
+            # the 404; the survivor's agents refused meanwhile (exit 27, job still held by the
+            # key) must be dispatched again, never failed.
             runs[0] = Running(world, "chaos-twin", SimAgents(world.base_url, run_for=0.02))
             await until(done(0.8), limit=120)
 

@@ -17,7 +17,7 @@ import httpx2
 import pytest
 
 from stacksapi.emulator import Emulator, EmulatorServer
-from stacksapi.emulator._agent import EXIT_ACQUIRE_FAILED, EXIT_USAGE
+from stacksapi.emulator._agent import EXIT_ACQUIRE_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
 
 STACK = "agent-tests"
 
@@ -237,7 +237,7 @@ def test_missing_settings_are_usage_errors(server: EmulatorServer) -> None:
     assert "bkct_secret_value" not in done.stderr
 
 
-def test_unreachable_endpoint_is_an_acquire_failure() -> None:
+def test_unreachable_endpoint_is_a_plain_failure_not_a_refusal() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BUILDKITE")}
     env.update(
         {
@@ -247,7 +247,7 @@ def test_unreachable_endpoint_is_an_acquire_failure() -> None:
         }
     )
     done = subprocess.run(_AGENT, env=env, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == EXIT_ACQUIRE_FAILED
+    assert done.returncode == EXIT_UNREACHABLE  # 27 would say "refused": a stack retries that
     assert "cannot reach" in done.stderr
     assert "bkct_do_not_print" not in done.stderr
 

@@ -7,6 +7,7 @@ Jobs that fail or vanish, and the errors a user sees.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 from pathlib import Path
@@ -18,7 +19,15 @@ from stacksapi.kubernetes import KubernetesDispatcher, job_name, secret_name
 from stacksapi.stack import DispatchError, StackConfig
 
 from .kube_fake import FakeKube
-from .kube_helpers import NS, AgentKubelet, RecordingSink, dispatcher, eventually, request
+from .kube_helpers import (
+    NS,
+    AgentKubelet,
+    RecordingSink,
+    dispatcher,
+    eventually,
+    kube_config,
+    request,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -219,8 +228,9 @@ async def test_a_controller_starting_leaves_a_job_another_is_creating_and_clears
     creating a Job (suspended) and releasing it. The Job is not a leftover: it is left alone, and
     its dispatch goes through. A suspended Job that nobody releases is a creation cut short (the
     controller died): it is deleted once it has stayed suspended past the grace."""
-    first, second = dispatcher(fake_kube, tmp_path), dispatcher(fake_kube, tmp_path)
-    second.suspended_grace = 2.0  # creationTimestamp has whole seconds: leave a margin
+    first = dispatcher(fake_kube, tmp_path)
+    second = KubernetesDispatcher(kube_config(fake_kube, tmp_path), stack_key="k8s",
+                                  suspended_grace=6.0)  # fmt: skip
     await first.start(RecordingSink())
     gate = fake_kube.hold("POST", "secrets")  # the first controller is mid-creation
     creating = asyncio.create_task(first.dispatch(request(U1)))
@@ -252,12 +262,47 @@ async def test_a_suspended_job_older_than_the_grace_is_deleted_at_start(
     name = job_name(first.config, U1)
     await eventually(lambda: fake_kube.get("jobs", NS, name) is not None)
     old = _suspended_copy(fake_kube.get("jobs", NS, name), first.config, U2)
-    old["metadata"]["creationTimestamp"] = "2026-11-30T00:00:00Z"  # a day ago: cut short
+    a_day_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    old["metadata"]["creationTimestamp"] = a_day_ago.strftime("%Y-%m-%dT%H:%M:%SZ")  # cut short
     leftover = fake_kube.store("jobs", NS, old, created=True)["metadata"]["name"]
     await second.start(RecordingSink())  # the grace is 60 s: this Job is far older
     await eventually(lambda: fake_kube.get("jobs", NS, leftover) is None, 5)
     creating.cancel()
     gate.set()
+    for d in (first, second):
+        await d.shutdown(0)
+
+
+async def test_a_leftover_that_a_dispatch_here_took_over_is_not_deleted(
+    fake_kube: FakeKube, tmp_path: Path
+) -> None:
+    """A suspended leftover found at start is the Job a later dispatch of the same job meets
+    (409): the dispatch takes it over. If the grace ends while that dispatch is still releasing
+    it, the Job is this process's own work now, and stays."""
+    first = dispatcher(fake_kube, tmp_path)
+    await first.start(RecordingSink())
+    held = fake_kube.hold("POST", "secrets")
+    creating = asyncio.create_task(first.dispatch(request(U1)))
+    name = job_name(first.config, U1)
+    await eventually(lambda: fake_kube.get("jobs", NS, name) is not None)
+    leftover = _suspended_copy(fake_kube.get("jobs", NS, name), first.config, U2)
+    leftover_name = fake_kube.store("jobs", NS, leftover, created=True)["metadata"]["name"]
+    creating.cancel()  # the first controller is gone; its U1 Job is its own business
+    held.set()
+    second = KubernetesDispatcher(kube_config(fake_kube, tmp_path), stack_key="k8s",
+                                  suspended_grace=3.0)  # fmt: skip
+    await second.start(RecordingSink())
+    release = fake_kube.hold("PATCH", "jobs")  # the take-over's release waits
+    taking_over = asyncio.create_task(second.dispatch(request(U2, "bkjat_second")))
+    await eventually(lambda: fake_kube.count("GET", leftover_name) >= 2)  # 409's look, grace's
+    deletes = fake_kube.count("DELETE", leftover_name)
+    release.set()
+    await taking_over
+    job = fake_kube.get("jobs", NS, leftover_name)
+    assert job is not None
+    assert not job["spec"].get("suspend")
+    assert deletes == 0
+    assert fake_kube.count("DELETE", leftover_name) == 0
     for d in (first, second):
         await d.shutdown(0)
 

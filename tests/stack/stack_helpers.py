@@ -49,6 +49,7 @@ class SimDispatcher:
         finish: bool = True,
         cancel_delay: float = 0.0,
         refused_as: tuple[int, str] | None = None,
+        wrong_token: Collection[str] = (),
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.fail = set(fail)
@@ -59,6 +60,7 @@ class SimDispatcher:
         self.finish = finish
         self.cancel_delay = cancel_delay
         self.refused_as = refused_as  # (exit status, output) of a refused agent; default 27
+        self.wrong_token = set(wrong_token)  # jobs whose agents acquire with a bad token
         self.dispatched: list[str] = []
         self.tokens: dict[str, str] = {}  # the token each agent will acquire with
         self.refused: list[str] = []  # jobs whose agent was refused (401) at acquire
@@ -106,7 +108,7 @@ class SimDispatcher:
             await self.released.setdefault(uuid, asyncio.Event()).wait()
         base = f"{self.endpoint}/jobs/{uuid}"
         status = 1
-        token = self.tokens[uuid]
+        token = "bkjat_not_a_token" if uuid in self.wrong_token else self.tokens[uuid]
         r = await self._http.post(f"{base}/acquire", headers={"Authorization": f"Token {token}"})
         if r.status_code == 401:
             self.refused.append(uuid)

@@ -109,8 +109,27 @@ async def test_an_agent_refused_while_its_job_is_reserved_again_is_dispatched_ag
     assert not finish.by.startswith("stack ")
     assert EventKind.FINISHED_BY_STACK not in run.kinds()
     assert run.stack.metrics.counts["acquires_refused"] == 1
-    assert run.stack.metrics.counts["shared_key_detected"] >= 1
-    assert any("refused" in r.getMessage() for r in caplog.records)
+    assert any("was refused job" in r.getMessage() for r in caplog.records)  # loud, once
+
+
+async def test_an_agent_refused_again_and_again_fails_its_job_after_two_more_tries(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    """A refusal is not the job's failure only so far: an agent that is refused on every try (a
+    wrong agent token, say) is dispatched again at most twice, then the job is finished."""
+    em = stacks_emulator.emulator
+    [job] = em.create_jobs(1)
+    agents = sim(stacks_emulator, wrong_token=[job])
+    run = start(async_stacks_client, config(max_in_flight=1), agents)
+    await run.until(lambda: state(stacks_emulator, job) == "finished", 30)
+    assert (await run.stop()).ok
+    assert agents.dispatched == [job, job, job]
+    assert agents.refused == [job, job, job]
+    finish = em.job(job).finish
+    assert finish is not None
+    assert finish.by.startswith("stack ")
+    assert run.stack.metrics.counts["acquires_refused"] == 2
+    assert run.stack.metrics.counts["shared_key_detected"] == 0  # a refusal is no sign
 
 
 async def test_a_real_agent_refused_while_its_job_is_reserved_again_runs_it_on_a_second_try(

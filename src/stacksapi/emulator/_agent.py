@@ -10,9 +10,10 @@ Exit codes never mix the agent's outcome with the job's. Like ``buildkite-agent 
 --acquire-job``, an agent that ran the job exits 0 whatever the command exited with: the command's
 status (128 + N when it died of signal N) goes to the server in the finish. Nonzero is the agent's
 own failure: :data:`EXIT_USAGE`, :data:`EXIT_ACQUIRE_FAILED` (27, the real agent's code for a
-refused acquire; also when the server cannot be reached) with one line on stderr fit to be a finish
-``detail``, or :data:`EXIT_AGENT_ERROR`. ``--reflect-exit-status`` exits with the command's status
-instead, as the real agent's flag does; then a job's status can equal one of the agent's codes.
+refused acquire) or :data:`EXIT_UNREACHABLE` (no server) with one line on stderr fit to be a
+finish ``detail``, or :data:`EXIT_AGENT_ERROR`. ``--reflect-exit-status`` exits with the
+command's status instead, as the real agent's flag does; then a job's status can equal one of
+the agent's codes.
 No token ever appears in what the agent prints or passes to the command.
 """
 
@@ -40,6 +41,7 @@ from stacksapi._retry import parse_retry_after
 __all__ = [
     "EXIT_ACQUIRE_FAILED",
     "EXIT_AGENT_ERROR",
+    "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "main",
 ]
@@ -47,9 +49,9 @@ __all__ = [
 EXIT_USAGE = 2
 """Missing or invalid settings (job id, token, endpoint)."""
 EXIT_ACQUIRE_FAILED = 27
-"""The job could not be acquired: refused by the server, or the server was unreachable.
-
-27 is what ``buildkite-agent`` exits with when an acquire is refused."""
+"""The server refused the acquire. 27 is what ``buildkite-agent`` exits with when it does."""
+EXIT_UNREACHABLE = 1
+"""The server could not be reached, or answered the acquire with nonsense: a plain failure."""
 EXIT_AGENT_ERROR = 4
 """Acquired, but the command could not be started."""
 
@@ -68,7 +70,11 @@ class _UsageError(Exception):
 
 
 class _AgentError(Exception):
-    """A failure worth one line on stderr."""
+    """A failure worth one line on stderr; ``refused``: the server said no (not unreachable)."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +214,8 @@ class _Agent:
         if response.status_code != 200:
             raise _AgentError(
                 f"{action} job {job_id} refused: HTTP {response.status_code}: "
-                f"{self.message(response)}"
+                f"{self.message(response)}",
+                refused=True,
             )
         return response
 
@@ -318,7 +325,7 @@ class _Agent:
             job = self.acquire()
         except _AgentError as exc:
             self.say(str(exc))
-            return EXIT_ACQUIRE_FAILED
+            return EXIT_ACQUIRE_FAILED if exc.refused else EXIT_UNREACHABLE
         try:
             self.expect_ok("PUT", "start", job.access_token, job.id)
             proc = subprocess.Popen(

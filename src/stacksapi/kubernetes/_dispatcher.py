@@ -77,6 +77,8 @@ class KubernetesDispatcher:
     the in-cluster service account, else ``KUBECONFIG``, else ``~/.kube/config``).
     ``job_details`` fetches a job's command and env (its plugins) when a request comes without
     ``details``; with neither, the pod is built as for a step without plugins.
+    ``suspended_grace``: how old a suspended Job found at start must be before it is taken for a
+    creation cut short and deleted (see :mod:`._leftovers`).
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class KubernetesDispatcher:
         stack_key: str,
         kube_config: KubeConfig | None = None,
         job_details: JobDetailsSource | None = None,
+        suspended_grace: float = SUSPENDED_GRACE,
     ) -> None:
         self.config = config
         self._job_details = job_details
@@ -103,8 +106,8 @@ class KubernetesDispatcher:
                                confirm=self._confirm, sweep=self.sweep)  # fmt: skip
         self._tracked = self._table.work
         self._tasks: set[asyncio.Task[None]] = set()
-        self.suspended_grace = SUSPENDED_GRACE  # see _leftovers
-        self._stuck: StuckPods | None = None  # built once the API and the sink exist
+        self._suspended_grace = suspended_grace  # see _leftovers
+        self._stuck: StuckPods | None = None  # built by start, once the API and the sink exist
 
     @classmethod
     def from_stack_config(cls, config: StackConfig) -> Self:
@@ -161,6 +164,8 @@ class KubernetesDispatcher:
             metrics=self.metrics,
         )
         self._creator = Creator(self._api, cfg)
+        self._stuck = StuckPods(cfg, self._api, sink, spawn=self._spawn,
+                                delete=self._delete_quietly, report=self._report)  # fmt: skip
         server = await self._api.server_version() if cfg.native_sidecars == "auto" else None
         self.native_sidecars = native_sidecars_wanted(cfg.native_sidecars, server)
         jobs, version = await self._api.list_jobs(self.selector)
@@ -170,7 +175,8 @@ class KubernetesDispatcher:
             if uuid is None or finished(job) is not None or job.metadata is None:
                 continue
             if job.spec is not None and job.spec.suspend:  # cut short, or still being created
-                self._spawn(clear_cut_short(self.api, job, self.suspended_grace))
+                self._spawn(clear_cut_short(self.api, job, self._suspended_grace,
+                                            ours=self._ours))  # fmt: skip
                 continue
             tracked = Tracked(uuid, str(job.metadata.name), since=time.monotonic())
             self._tracked[uuid] = tracked
@@ -415,10 +421,12 @@ class KubernetesDispatcher:
 
     def _stuck_pods(self) -> StuckPods:
         if self._stuck is None:
-            assert self._sink is not None
-            self._stuck = StuckPods(self.config, self.api, self._sink, spawn=self._spawn,
-                                    delete=self._delete_quietly, report=self._report)  # fmt: skip
+            raise RuntimeError("KubernetesDispatcher.start() has not run")
         return self._stuck
+
+    def _ours(self, name: str) -> bool:
+        """A dispatch of this process holds the Job named ``name``."""
+        return any(t.name == name for t in self._tracked.values())
 
     def _ended(self, uuid: str, job: Job | None) -> None:
         """The Job finished (``job``) or is gone (``None``): report it once."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Callable
 
 from lightkube.resources.batch_v1 import Job
 
@@ -33,8 +34,11 @@ def suspended_for(job: Job, now: dt.datetime) -> float:
     return max(0.0, (now - created).total_seconds()) if created is not None else 0.0
 
 
-async def clear_cut_short(api: KubeAPI, job: Job, grace: float) -> None:
-    """Delete the suspended ``job`` once it has stayed suspended ``grace`` seconds."""
+async def clear_cut_short(
+    api: KubeAPI, job: Job, grace: float, *, ours: Callable[[str], bool]
+) -> None:
+    """Delete the suspended ``job`` once it has stayed suspended ``grace`` seconds, unless
+    ``ours(name)``: a dispatch of this process took the Job over in the meantime."""
     assert job.metadata is not None
     name, uid = str(job.metadata.name), job.metadata.uid
     wait = grace - suspended_for(job, dt.datetime.now(dt.UTC))
@@ -46,6 +50,8 @@ async def clear_cut_short(api: KubeAPI, job: Job, grace: float) -> None:
             return  # gone, or replaced by a newer dispatch
         if now.spec is None or not now.spec.suspend:
             return  # released: another controller with this key was creating it
+        if ours(name):
+            return  # a dispatch here adopted it (409 on create) and is releasing it
         _log.info("deleting Kubernetes Job %s: suspended since its creation, no pod ever ran "
                   "(a creation cut short)", name)  # fmt: skip
         await api.delete_job(name)

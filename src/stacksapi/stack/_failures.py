@@ -11,8 +11,9 @@ held by another agent (two processes with one stack key), which is not a failure
 agent refused its job (``AgentExit.acquire_refused``) while this key still holds the job is not
 a failure either: the job's reservation ended under it (another process with the key
 deregistered it, then the key reserved the job again), and our tokens with it. Such a job is
-dispatched again with a fresh token, as is any job whose agent failed while held once another
-process is known to use the key.
+dispatched again with a fresh token (when the stack issues tokens), as is any job whose agent
+failed while held once another process is known to use the key; while the stack stops, it is
+let go unfailed.
 """
 
 from __future__ import annotations
@@ -46,13 +47,15 @@ class StartFailures:
         clock: Callable[[], float],
         defer: Callable[[str, float], None],
         relaunch: Callable[[str], bool],
+        stopping: Callable[[], bool],
         log: logging.Logger,
     ) -> None:
         self.breaker = Breaker(config.breaker_threshold, config.breaker_backoff_seconds)
-        self._key, self._tokens = config.key, config.issue_tokens
+        self._key = config.key
         self._table, self._finisher, self._emit = table, finisher, emit
         self._metrics, self._shared_key, self._clock = metrics, shared_key, clock
         self._defer, self._relaunch, self._log = defer, relaunch, log
+        self._stopping = stopping
 
     @property
     def is_open(self) -> bool:
@@ -91,16 +94,18 @@ class StartFailures:
 
         ``held``: its agent failed while the job is still reserved by this stack's key;
         ``refused``: the agent said it was refused the job. True when the job was dispatched
-        again instead (it stays in flight)."""
-        if held and refused and self._relaunch(uuid):
-            self._metrics.inc("acquires_refused")
-            self._emit(EventKind.API_ERROR, uuid, "its agent was refused although this key "
-                       "still holds the job (its tokens had stopped working): dispatching it "
-                       "again")  # fmt: skip
-            self._shared_key.sign(f"an agent was refused job {uuid} although this key still "
-                                  "holds it, so its reservation had ended under it")  # fmt: skip
-            return True
-        if held and self._tokens and self._shared_key.signs and self._relaunch(uuid):
+        again instead (it stays in flight); False when it was finished, handed back, or (a
+        refusal while the stack stops) just let go."""
+        if held and refused:
+            if self._relaunch(uuid):
+                self._shared_key.refused(uuid)
+                self._emit(EventKind.API_ERROR, uuid, "its agent was refused although this key "
+                           "still holds the job (its token had stopped working): dispatching "
+                           "it again")  # fmt: skip
+                return True
+            if self._stopping():  # not the job's failure: leave it to the key's next holder
+                return False
+        if held and self._shared_key.signs and self._relaunch(uuid):
             self._emit(EventKind.API_ERROR, uuid, "its agent failed while the job is still "
                        "reserved by this key (a shared key): dispatching it again")  # fmt: skip
             return True

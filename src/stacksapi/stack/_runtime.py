@@ -90,7 +90,7 @@ class StackRunner:
         self._failures = StartFailures(
             config, table=self._table, finisher=self._finisher, emit=self._emit,
             metrics=self.metrics, shared_key=shared_key, clock=clock, defer=self._defer,
-            relaunch=self._relaunch, log=self._log,
+            relaunch=self._relaunch, stopping=lambda: self._stop_requested, log=self._log,
         )  # fmt: skip
         self._registration = Registration(
             self._api, config, emit=self._emit, metrics=self.metrics, shared_key=shared_key,
@@ -251,13 +251,12 @@ class StackRunner:
         return True
 
     def _relaunch(self, uuid: str) -> bool:
-        """Dispatch a job whose agent failed before starting again, with a fresh token when
-        tokens are issued (at most ``_MAX_RELAUNCHES`` times). False when it cannot or should
-        not be."""
+        """Dispatch a job whose agent failed before starting again, with a fresh token (at most
+        ``_MAX_RELAUNCHES`` times). False when it cannot or should not be."""
         flight = self._table.get(uuid)
         if flight is None or flight.cancelled or flight.finishing or self._stop_requested:
             return False
-        if flight.relaunches >= _MAX_RELAUNCHES:
+        if not self.config.issue_tokens or flight.relaunches >= _MAX_RELAUNCHES:
             return False
         flight.relaunches += 1
         flight.ended = None
