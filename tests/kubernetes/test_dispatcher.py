@@ -7,9 +7,11 @@ Jobs that fail or vanish, and the errors a user sees.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -228,48 +230,33 @@ async def test_a_controller_starting_leaves_a_job_another_is_creating_and_clears
     creating a Job (suspended) and releasing it. The Job is not a leftover: it is left alone, and
     its dispatch goes through. A suspended Job that nobody releases is a creation cut short (the
     controller died): it is deleted once it has stayed suspended past the grace."""
-    first = dispatcher(fake_kube, tmp_path)
+    first = await MidCreation.begin(fake_kube, tmp_path)
+    leftover = first.leftover(U2)  # nobody will release it
     second = KubernetesDispatcher(kube_config(fake_kube, tmp_path), stack_key="k8s",
                                   suspended_grace=6.0)  # fmt: skip
-    await first.start(RecordingSink())
-    gate = fake_kube.hold("POST", "secrets")  # the first controller is mid-creation
-    creating = asyncio.create_task(first.dispatch(request(U1)))
-    name = job_name(first.config, U1)
-    await eventually(lambda: fake_kube.get("jobs", NS, name) is not None)
-    copy = _suspended_copy(fake_kube.get("jobs", NS, name), first.config, U2)
-    cut_short = fake_kube.store("jobs", NS, copy, created=True)  # nobody will release it
     assert await second.start(RecordingSink()) == []
-    assert fake_kube.get("jobs", NS, name) is not None  # not deleted under the first controller
-    gate.set()
-    await creating  # released: its pod runs
-    job = fake_kube.get("jobs", NS, name)
+    assert fake_kube.get("jobs", NS, first.name) is not None  # not deleted under the first
+    first.gate.set()
+    await first.creating  # released: its pod runs
+    job = fake_kube.get("jobs", NS, first.name)
     assert job is not None
     assert not job["spec"].get("suspend")
-    leftover = cut_short["metadata"]["name"]
     await eventually(lambda: fake_kube.get("jobs", NS, leftover) is None)  # after the grace
-    assert fake_kube.get("jobs", NS, name) is not None  # the released one stays
-    for d in (first, second):
+    assert fake_kube.get("jobs", NS, first.name) is not None  # the released one stays
+    for d in (first.dispatcher, second):
         await d.shutdown(0)
 
 
 async def test_a_suspended_job_older_than_the_grace_is_deleted_at_start(
     fake_kube: FakeKube, tmp_path: Path
 ) -> None:
-    first, second = dispatcher(fake_kube, tmp_path), dispatcher(fake_kube, tmp_path)
-    await first.start(RecordingSink())
-    gate = fake_kube.hold("POST", "secrets")
-    creating = asyncio.create_task(first.dispatch(request(U1)))
-    name = job_name(first.config, U1)
-    await eventually(lambda: fake_kube.get("jobs", NS, name) is not None)
-    old = _suspended_copy(fake_kube.get("jobs", NS, name), first.config, U2)
-    a_day_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
-    old["metadata"]["creationTimestamp"] = a_day_ago.strftime("%Y-%m-%dT%H:%M:%SZ")  # cut short
-    leftover = fake_kube.store("jobs", NS, old, created=True)["metadata"]["name"]
+    first = await MidCreation.begin(fake_kube, tmp_path)
+    leftover = first.leftover(U2, created=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+    second = dispatcher(fake_kube, tmp_path)
     await second.start(RecordingSink())  # the grace is 60 s: this Job is far older
     await eventually(lambda: fake_kube.get("jobs", NS, leftover) is None, 5)
-    creating.cancel()
-    gate.set()
-    for d in (first, second):
+    first.abandon()
+    for d in (first.dispatcher, second):
         await d.shutdown(0)
 
 
@@ -279,40 +266,62 @@ async def test_a_leftover_that_a_dispatch_here_took_over_is_not_deleted(
     """A suspended leftover found at start is the Job a later dispatch of the same job meets
     (409): the dispatch takes it over. If the grace ends while that dispatch is still releasing
     it, the Job is this process's own work now, and stays."""
-    first = dispatcher(fake_kube, tmp_path)
-    await first.start(RecordingSink())
-    held = fake_kube.hold("POST", "secrets")
-    creating = asyncio.create_task(first.dispatch(request(U1)))
-    name = job_name(first.config, U1)
-    await eventually(lambda: fake_kube.get("jobs", NS, name) is not None)
-    leftover = _suspended_copy(fake_kube.get("jobs", NS, name), first.config, U2)
-    leftover_name = fake_kube.store("jobs", NS, leftover, created=True)["metadata"]["name"]
-    creating.cancel()  # the first controller is gone; its U1 Job is its own business
-    held.set()
+    first = await MidCreation.begin(fake_kube, tmp_path)
+    leftover = first.leftover(U2)
+    first.abandon()  # the first controller is gone
     second = KubernetesDispatcher(kube_config(fake_kube, tmp_path), stack_key="k8s",
                                   suspended_grace=3.0)  # fmt: skip
     await second.start(RecordingSink())
     release = fake_kube.hold("PATCH", "jobs")  # the take-over's release waits
     taking_over = asyncio.create_task(second.dispatch(request(U2, "bkjat_second")))
-    await eventually(lambda: fake_kube.count("GET", leftover_name) >= 2)  # 409's look, grace's
-    deletes = fake_kube.count("DELETE", leftover_name)
+    await eventually(lambda: fake_kube.count("GET", leftover) >= 2)  # the 409's look, the grace's
+    deletes = fake_kube.count("DELETE", leftover)
     release.set()
     await taking_over
-    job = fake_kube.get("jobs", NS, leftover_name)
+    job = fake_kube.get("jobs", NS, leftover)
     assert job is not None
     assert not job["spec"].get("suspend")
     assert deletes == 0
-    assert fake_kube.count("DELETE", leftover_name) == 0
-    for d in (first, second):
+    assert fake_kube.count("DELETE", leftover) == 0
+    for d in (first.dispatcher, second):
         await d.shutdown(0)
 
 
-def _suspended_copy(job: dict[str, Any] | None, config: Any, uuid: str) -> dict[str, Any]:
-    """A copy of ``job`` (as a dispatch creates it: suspended) for job ``uuid``, not stored yet."""
-    assert job is not None
-    text = json.dumps(job).replace(job_name(config, U1), job_name(config, uuid))
-    copy: dict[str, Any] = json.loads(text.replace(U1, uuid))
-    for field in ("uid", "resourceVersion", "creationTimestamp"):
-        copy["metadata"].pop(field, None)
-    assert copy["spec"]["suspend"] is True
-    return copy
+@dataclasses.dataclass
+class MidCreation:
+    """A controller between creating its Job for ``U1`` (suspended) and releasing it: the fake
+    holds its Secret's creation until ``gate`` is set."""
+
+    fake: FakeKube
+    dispatcher: KubernetesDispatcher
+    gate: threading.Event
+    creating: asyncio.Task[None]
+    name: str
+
+    @classmethod
+    async def begin(cls, fake: FakeKube, tmp_path: Path) -> MidCreation:
+        first = dispatcher(fake, tmp_path)
+        await first.start(RecordingSink())
+        gate = fake.hold("POST", "secrets")
+        creating = asyncio.create_task(first.dispatch(request(U1)))
+        name = job_name(first.config, U1)
+        await eventually(lambda: fake.get("jobs", NS, name) is not None)
+        return cls(fake, first, gate, creating, name)
+
+    def leftover(self, uuid: str, *, created: dt.datetime | None = None) -> str:
+        """Store a suspended Job for ``uuid`` like this one (as a dispatch creates it); its name."""
+        job = self.fake.get("jobs", NS, self.name)
+        assert job is not None
+        text = json.dumps(job).replace(self.name, job_name(self.dispatcher.config, uuid))
+        copy: dict[str, Any] = json.loads(text.replace(U1, uuid))
+        for field in ("uid", "resourceVersion", "creationTimestamp"):
+            copy["metadata"].pop(field, None)
+        if created is not None:
+            copy["metadata"]["creationTimestamp"] = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert copy["spec"]["suspend"] is True
+        return str(self.fake.store("jobs", NS, copy, created=True)["metadata"]["name"])
+
+    def abandon(self) -> None:
+        """The controller dies mid-creation."""
+        self.creating.cancel()
+        self.gate.set()
