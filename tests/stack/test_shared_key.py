@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 from stack_helpers import Run, accepted_count, config, sim, start, state
 
@@ -182,3 +183,26 @@ def _reserved_again_by_a_replacement(em: Emulator, job: str) -> None:
     deregister_stack(em, mine.key)
     register_stack(em, again)
     reserve_jobs(em, mine.key, ReserveJobsRequest(job_uuids=[job]))
+
+
+async def test_an_agent_refused_while_the_stack_drains_lets_its_job_go_unfailed(
+    stacks_emulator: EmulatorServer, async_stacks_client: AsyncClient
+) -> None:
+    """A stopping stack dispatches nothing again; a job whose agent was refused while the key
+    still holds it is still not the job's failure: it is let go, for the key's next holder."""
+    em = stacks_emulator.emulator
+    [job] = em.create_jobs(1)
+    agents = sim(stacks_emulator, hold=[job])
+    run = start(async_stacks_client, config(max_in_flight=1, on_shutdown="drain"), agents)
+    await run.until(lambda: job in agents.dispatched)
+    with em.lock:
+        _reserved_again_by_a_replacement(em, job)
+    run.stack.request_stop()  # drains: waits for the agent it started (the flag is set at once)
+    agents.release(job)
+    assert run.task is not None
+    with anyio.fail_after(15):
+        await run.task
+    assert agents.refused == [job]
+    assert agents.dispatched == [job]  # not again: the stack was stopping
+    assert em.job(job).finish is None  # not failed
+    assert state(stacks_emulator, job) in {"reserved", "scheduled"}
