@@ -24,6 +24,7 @@ restarted (or second) controller never creates a job twice. Metrics join the sta
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Collection, Coroutine
@@ -175,8 +176,8 @@ class KubernetesDispatcher:
             if uuid is None or finished(job) is not None or job.metadata is None:
                 continue
             if job.spec is not None and job.spec.suspend:  # cut short, or still being created
-                self._spawn(clear_cut_short(self.api, job, self._suspended_grace,
-                                            ours=self._ours))  # fmt: skip
+                ours = functools.partial(self._tracked.__contains__, uuid)  # its dispatch here
+                self._spawn(clear_cut_short(self.api, job, self._suspended_grace, ours=ours))
                 continue
             tracked = Tracked(uuid, str(job.metadata.name), since=time.monotonic())
             self._tracked[uuid] = tracked
@@ -423,10 +424,6 @@ class KubernetesDispatcher:
         if self._stuck is None:
             raise RuntimeError("KubernetesDispatcher.start() has not run")
         return self._stuck
-
-    def _ours(self, name: str) -> bool:
-        """A dispatch of this process holds the Job named ``name``."""
-        return any(t.name == name for t in self._tracked.values())
 
     def _ended(self, uuid: str, job: Job | None) -> None:
         """The Job finished (``job``) or is gone (``None``): report it once."""

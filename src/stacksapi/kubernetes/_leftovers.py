@@ -35,10 +35,10 @@ def suspended_for(job: Job, now: dt.datetime) -> float:
 
 
 async def clear_cut_short(
-    api: KubeAPI, job: Job, grace: float, *, ours: Callable[[str], bool]
+    api: KubeAPI, job: Job, grace: float, *, ours: Callable[[], bool]
 ) -> None:
     """Delete the suspended ``job`` once it has stayed suspended ``grace`` seconds, unless
-    ``ours(name)``: a dispatch of this process took the Job over in the meantime."""
+    ``ours()``: a dispatch of this process took the Job over in the meantime."""
     assert job.metadata is not None
     name, uid = str(job.metadata.name), job.metadata.uid
     wait = grace - suspended_for(job, dt.datetime.now(dt.UTC))
@@ -50,7 +50,7 @@ async def clear_cut_short(
             return  # gone, or replaced by a newer dispatch
         if now.spec is None or not now.spec.suspend:
             return  # released: another controller with this key was creating it
-        if ours(name):
+        if ours():
             return  # a dispatch here adopted it (409 on create) and is releasing it
         _log.info("deleting Kubernetes Job %s: suspended since its creation, no pod ever ran "
                   "(a creation cut short)", name)  # fmt: skip

@@ -223,8 +223,10 @@ class StackRunner:
             return
         self._emit(EventKind.AGENT_ENDED, uuid, f"agent ended (exit status {result.exit_status})",
                    exit_status=result.exit_status)  # fmt: skip
-        if not self._stop_requested and (flight.redispatch or self._stale_token_failure(result)):
+        if flight.redispatch and not self._stop_requested:  # torn down for a fresh token
             self._pool.spawn(lambda: self._launcher.redispatched(uuid), f"re-dispatch job {uuid}")
+            return
+        if self._token_was_stale(result) and self._relaunch(uuid):
             return
         if result.succeeded or flight.started or flight.cancelled:
             if result.succeeded and not flight.started and not flight.cancelled:
@@ -234,21 +236,15 @@ class StackRunner:
         flight.ended = result  # failed: was the job taken by the agent? a state check decides
         self._watcher.verify(uuid)
 
-    def _stale_token_failure(self, result: AgentExit) -> bool:
+    def _token_was_stale(self, result: AgentExit) -> bool:
         """An agent that failed before starting while its token was stale (adopted work whose
-        token predates the restart, or one past its expiry) most likely was refused for it:
-        start the job again with a fresh token rather than fail it (at most twice)."""
+        token predates the restart, or one past its expiry) most likely was refused for it: the
+        job is started again with a fresh token (:meth:`_relaunch`) rather than failed."""
         flight = self._table.get(result.job_uuid)
         if flight is None or result.succeeded or flight.started or flight.cancelled:
             return False
-        if not self.config.issue_tokens:
-            return False
         expired = flight.token_expires_at is not None and flight.token_expires_at <= self._clock()
-        if not (flight.token_unknown or expired) or flight.relaunches >= _MAX_RELAUNCHES:
-            return False
-        flight.relaunches += 1
-        self.metrics.inc("jobs_redispatched")
-        return True
+        return flight.token_unknown or expired
 
     def _relaunch(self, uuid: str) -> bool:
         """Dispatch a job whose agent failed before starting again, with a fresh token (at most
